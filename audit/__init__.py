@@ -1,0 +1,1 @@
+"""Static and dynamic review of submission code. Never imports `harness`."""
