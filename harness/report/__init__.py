@@ -108,7 +108,7 @@ def _load_builtin_renderers() -> None:
 
 
 def render(name: str, report: Report) -> str:
-    if not _RENDERERS:
+    if name not in _RENDERERS:
         _load_builtin_renderers()
     try:
         fn = _RENDERERS[name]
@@ -118,6 +118,5 @@ def render(name: str, report: Report) -> str:
 
 
 def formats() -> list[str]:
-    if not _RENDERERS:
-        _load_builtin_renderers()
+    _load_builtin_renderers()
     return sorted(_RENDERERS)

@@ -1,0 +1,250 @@
+"""Parse an upstream train log into a `RunLog`, whatever shape it is in.
+
+Upstream logs were printed by hundreds of forks of one script, so the same fact appears in many
+spellings: `step:500/20000 val_loss:2.06` and `500/20000 val_loss: 2.06`; `train_time:600128ms`
+and `train_time: 9.8m`; `final_int8_zlib_roundtrip_exact`, `final_int6_sliding_window_exact`,
+`legal_ttt_exact`, `quantized_ttt_phased`, `ttt_sliding:done val_loss=… elapsed=410.2s`;
+`Total submission size int6+lzma: N bytes`; torchrun warnings, `[rankN]:` and unix-time
+prefixes; truncated files and stray non-UTF-8 bytes. Each line is classified by a few regular
+expressions (step, stop, size, eval phase, setting); anything else is kept in `unknown` with its
+line number. The parser never raises on bad input: undecodable bytes are replaced and counted,
+and a line that half-matches is kept as unknown rather than guessed at.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from harness.logs.model import EvalPhase, Located, RunLog, SizeLine, StepLine, StopLine
+
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+# Prefixes some launchers put before every line: `[rank0]:`, `1776143353.675 `, `[2026-03-18 14:38:12] `.
+_PREFIX = re.compile(r"^(?:\[rank\d+\]:\s*|\[default\d+\]:\s*|\d{9,10}\.\d+\s+|\[\d{4}-\d\d-\d\d[ T][\d:.]+\]\s*)+")
+_STEP = re.compile(r"^(?:step:\s*)?(\d+)/(\d+)(?=\s|$)")
+_KV = re.compile(r"(?<![\w.])([A-Za-z_]\w*)[:=]\s*(" + _NUM + r")(ms|m|s)?(?![\w.])")
+_STOP_TIME = re.compile(r"train_time:\s*(" + _NUM + r")ms")
+_STOP_STEP = re.compile(r"step:\s*(\d+)(?:/(\d+))?")
+_VAL_LOSS = re.compile(r"(?:^|\s)(?:sliding\s+)?val_loss\s*[:=]\s*(" + _NUM + r")")
+_VAL_BPB = re.compile(r"(?:^|\s)(?:sliding\s+)?val_bpb\s*[:=]\s*(" + _NUM + r")")
+_PHASE_NAME_CUT = re.compile(r"(?:^|\s)(?:sliding\s+)?val_(?:loss|bpb)\s*[:=]")
+_NAME_KV = re.compile(r"\s*\b\w+[:=]\s*" + _NUM + r"\b")
+_EVAL_TIME = re.compile(r"(?:eval_time|(?<![\w])time)\s*[:=]\s*(" + _NUM + r")(ms|s)\b")
+_ELAPSED = re.compile(r"elapsed\s*[:=]\s*(" + _NUM + r")s\b")
+_STRIDE = re.compile(r"stride\s*[:=]\s*(\d+)")
+_MODEL = re.compile(r"^Serialized model(?: ([^:]+?))?:\s*(\d+) bytes")
+_CODE = re.compile(r"^Code size(?: \((compressed|uncompressed)\))?:\s*(\d+) bytes")
+_TOTAL = re.compile(r"^Total submission size(?: ([^:]+?))?:\s*(\d+) bytes")
+_PIPE_MODEL = re.compile(r"^(\S+) model:\s*(\d+) bytes \| Total submission:\s*(\d+) bytes")
+_PIPE_RAW = re.compile(r"^Raw model:\s*(\d+) bytes \| Code:\s*(\d+) bytes \| Total:\s*(\d+)")
+# `artifact:15.92MB ternary:64880640(14239486B) fp:...`: a total rounded to 10 kB.
+_ARTIFACT_MB = re.compile(r"^artifact:\s*(\d+\.\d+)MB\b")
+# `INT4+fp8+brotli: 15.42MB model + 0.077MB code = 15.50/16.00MB FITS`, also rounded.
+_MB_SUM = re.compile(r"^(\S+): (\d+\.\d+)MB model \+ (\d+\.\d+)MB code = (\d+\.\d+)/")
+# `budget:15670651/16000000 (15.67/16.00MB) FITS`: the exact total against the cap.
+_BUDGET = re.compile(r"^budget:(\d+)/(\d+)\b")
+_TOTAL_EVAL = re.compile(r"^total_eval_time:\s*(" + _NUM + r")s\b")
+_SETTING = re.compile(
+    r"(?<![\w.])(seed|world_size|train_shards|val_tokens|model_params|iterations)\s*[:=]\s*(\d+)(?![\w.])",
+    re.IGNORECASE,
+)
+_VAL_LOADER_TOKENS = re.compile(r"^val_loader:.*\btokens:\s*(\d+)|^val tokens:\s*(\d+)")
+_SETTING_FIELDS = {"seed", "world_size", "train_shards", "val_tokens", "model_params", "iterations"}
+
+
+def read_text(source: str | os.PathLike | bytes) -> tuple[str, int, str | None]:
+    """Text of a log given as a path, raw bytes, or text: (text, undecodable bytes, path).
+
+    A `str` naming an existing file is read as that file; any other `str` is the log text.
+    Unreadable files yield empty text (the caller reports "no figures"), never an exception.
+    """
+    path: str | None = None
+    raw: bytes
+    if isinstance(source, bytes):
+        raw = source
+    elif isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source and len(source) < 4096 and os.path.isfile(source)):
+        path = os.fspath(source)
+        try:
+            raw = Path(path).read_bytes()
+        except OSError:
+            return "", 0, path
+    else:
+        return str(source), 0, None
+    try:
+        return raw.decode("utf-8"), 0, path
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="replace")
+        return text, text.count("\ufffd"), path
+
+
+def _to_ms(value: str, unit: str | None) -> float:
+    v = float(value)
+    if unit == "s":
+        return v * 1000.0
+    if unit == "m":
+        return v * 60_000.0
+    return v
+
+
+# Short spellings some forks print: `step:1000/10000 loss:3.31 t:91478ms avg:91.5ms`.
+_STEP_ALIASES = {"loss": "train_loss", "t": "train_time", "avg": "step_avg"}
+
+
+def _step_line(m: re.Match, rest: str, lineno: int) -> StepLine | None:
+    kv: dict[str, tuple[str, str]] = {}
+    for k, v, u in _KV.findall(rest):
+        kv.setdefault(_STEP_ALIASES.get(k, k), (v, u))
+    if not any(k in kv for k in ("train_loss", "val_loss", "val_bpb", "train_time")):
+        return None
+
+    def num(key: str) -> float | None:
+        return float(kv[key][0]) if key in kv else None
+
+    tt = kv.get("train_time")
+    sa = kv.get("step_avg")
+    return StepLine(
+        step=int(m.group(1)),
+        total=int(m.group(2)),
+        line=lineno,
+        train_loss=num("train_loss"),
+        val_loss=num("val_loss"),
+        val_bpb=num("val_bpb"),
+        train_time_ms=_to_ms(tt[0], tt[1] or "ms") if tt else None,
+        step_avg_ms=_to_ms(sa[0], sa[1] or "ms") if sa else None,
+    )
+
+
+def _phase(text: str, lineno: int) -> EvalPhase | None:
+    bpb = _VAL_BPB.search(text)
+    loss = _VAL_LOSS.search(text)
+    if bpb is None or loss is None:
+        return None
+    cut = _PHASE_NAME_CUT.search(text)
+    name = _NAME_KV.sub("", text[: cut.start()] if cut else "").strip()
+    if not name or not name[0].isalpha():
+        return None
+    eval_ms: float | None = None
+    t = _EVAL_TIME.search(text, cut.end() if cut else 0)
+    if t:
+        eval_ms = _to_ms(t.group(1), t.group(2))
+    else:
+        e = _ELAPSED.search(text)
+        if e:
+            eval_ms = float(e.group(1)) * 1000.0
+    stride = _STRIDE.search(text)
+    bpb_text = bpb.group(1)
+    return EvalPhase(
+        name=name,
+        val_loss=float(loss.group(1)),
+        val_bpb=float(bpb.group(1)),
+        line=lineno,
+        stride=int(stride.group(1)) if stride else None,
+        eval_time_ms=eval_ms,
+        text=text,
+        bpb_decimals=len(bpb_text.split(".", 1)[1]) if "." in bpb_text and "e" not in bpb_text.lower() else None,
+    )
+
+
+def _size(text: str, lineno: int) -> list[SizeLine]:
+    m = _MODEL.match(text)
+    if m:
+        return [SizeLine("model", int(m.group(2)), lineno, (m.group(1) or "").strip())]
+    m = _CODE.match(text)
+    if m:
+        return [SizeLine("code", int(m.group(2)), lineno, m.group(1) or "")]
+    m = _TOTAL.match(text)
+    if m:
+        return [SizeLine("total", int(m.group(2)), lineno, (m.group(1) or "").strip())]
+    m = _PIPE_MODEL.match(text)
+    if m:
+        label = m.group(1).lower()
+        return [SizeLine("model", int(m.group(2)), lineno, label), SizeLine("total", int(m.group(3)), lineno, label)]
+    m = _PIPE_RAW.match(text)
+    if m:
+        return [SizeLine("model", int(m.group(1)), lineno), SizeLine("code", int(m.group(2)), lineno),
+                SizeLine("total", int(m.group(3)), lineno)]
+    m = _ARTIFACT_MB.match(text)
+    if m:
+        return [SizeLine("total", round(float(m.group(1)) * 1_000_000), lineno, "MB-rounded")]
+    m = _MB_SUM.match(text)
+    if m:
+        return [SizeLine("total", round(float(m.group(4)) * 1_000_000), lineno, "MB-rounded")]
+    m = _BUDGET.match(text)
+    if m:
+        return [SizeLine("total", int(m.group(1)), lineno, "budget")]
+    return []
+
+
+def _setting(log: RunLog, text: str, lineno: int) -> bool:
+    found = False
+    for key, value in _SETTING.findall(text):
+        key = key.lower()
+        if key in _SETTING_FIELDS and getattr(log, key) is None:
+            setattr(log, key, Located(int(value), lineno))
+        found = True
+    m = _VAL_LOADER_TOKENS.match(text)
+    if m:
+        if log.val_tokens is None:
+            log.val_tokens = Located(int(m.group(1) or m.group(2)), lineno)
+        found = True
+    return found
+
+
+def _classify(log: RunLog, text: str, lineno: int) -> bool:
+    """Record what `text` says in `log`; False when the line means nothing to the parser."""
+    m = _STEP.match(text)
+    if m:
+        step = _step_line(m, text[m.end():], lineno)
+        if step is not None:
+            log.steps.append(step)
+            return True
+    if text.startswith("stopping_early"):
+        t = _STOP_TIME.search(text)
+        s = _STOP_STEP.search(text)
+        log.stop = StopLine(
+            kind="wallclock_cap" if "wallclock" in text else text.split(":", 1)[-1].strip().split(" ")[0],
+            line=lineno,
+            train_time_ms=float(t.group(1)) if t else None,
+            step=int(s.group(1)) if s else None,
+            total=int(s.group(2)) if s and s.group(2) else None,
+        )
+        return True
+    if "val_bpb" in text:
+        phase = _phase(text, lineno)
+        if phase is not None:
+            log.phases.append(phase)
+            return True
+    if "bytes" in text or "MB" in text or text.startswith("budget:"):
+        sizes = _size(text, lineno)
+        if sizes:
+            log.artifact.sizes.extend(sizes)
+            return True
+    m = _TOTAL_EVAL.match(text)
+    if m:
+        log.total_eval = Located(float(m.group(1)), lineno)
+        return True
+    return _setting(log, text, lineno)
+
+
+def parse_log(source: str | os.PathLike | bytes) -> RunLog:
+    """Parse a train log (a path, its bytes, or its text) into a `RunLog`. Never raises on the
+    log's content: garbage yields an empty `RunLog` whose `unknown` holds the garbage."""
+    text, bad, path = read_text(source)
+    log = RunLog(path=path, decode_errors=bad)
+    lineno = 0
+    for lineno, raw_line in enumerate(text.splitlines(), start=1):
+        stripped = raw_line.strip()
+        if not stripped:
+            continue
+        body = _PREFIX.sub("", stripped) if stripped[0] in "[0123456789" else stripped
+        known = False
+        if any(c.isdigit() for c in body):
+            try:
+                known = _classify(log, body, lineno)
+            except (ValueError, OverflowError):  # a number too odd to convert: keep the line
+                known = False
+        if not known:
+            log.unknown.append((lineno, raw_line))
+    log.line_count = lineno
+    return log

@@ -1,0 +1,118 @@
+"""harness.records: a record folder (or a plain folder of logs) read loosely, errors named."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from check_support import FIX, copy_record, edit, log
+from harness.errors import InputError
+from harness.records import load_record, seed_from_filename
+
+
+def test_fixture_record_loads_with_seeds_and_unknown_fields(tmp_path):
+    rec = load_record(copy_record(tmp_path))
+    assert rec.seeds == [42, 1337, 2025]
+    assert {lf.seed_source for lf in rec.logs} == {"log"}
+    assert rec.submission["hardware"] == "8xH100 80GB SXM"  # unknown fields are kept
+    assert rec.track == "track_10min_16mb" and rec.track_source == "submission.json"
+    assert rec.submission_line("bytes_total") == 9
+    assert rec.by_seed[42][0].run.bytes_total.bytes == 15984850
+
+
+def test_track_from_folder_beats_submission(tmp_path):
+    rec = load_record(copy_record(tmp_path / "track_non_record_16mb"))
+    assert rec.track == "track_non_record_16mb" and rec.track_source == "folder"
+
+
+def test_plain_folder_of_logs_without_submission(tmp_path):
+    d = tmp_path / "repro"
+    d.mkdir()
+    (d / "seed_7.log").write_text((FIX / "ttt_done_elapsed.log").read_text())
+    rec = load_record(d)
+    assert rec.submission == {} and rec.submission_path is None and rec.track is None
+    assert rec.logs[0].seed == 2025 and rec.logs[0].filename_seed == 7
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(InputError) as e:
+        load_record(tmp_path / "nope")
+    assert e.value.path.endswith("nope") and "no such record folder" in str(e.value)
+
+
+def test_no_logs(tmp_path):
+    (tmp_path / "submission.json").write_text("{}")
+    (tmp_path / "requirements.txt").write_text("torch\n")
+    (tmp_path / "notes.txt").write_text("just notes, no training here\n")
+    with pytest.raises(InputError, match="no train logs"):
+        load_record(tmp_path)
+
+
+def test_bad_json_names_file_and_line(tmp_path):
+    rec = copy_record(tmp_path)
+    edit(rec / "submission.json", '"bytes_total": 15984850,', '"bytes_total": 15984850,,')
+    with pytest.raises(InputError) as e:
+        load_record(rec)
+    assert e.value.path.endswith("submission.json") and e.value.line == 9
+    assert str(e.value).startswith(f"{rec / 'submission.json'}:9: invalid JSON")
+
+
+def test_json_that_is_not_an_object(tmp_path):
+    rec = copy_record(tmp_path)
+    (rec / "submission.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(InputError, match="expected a JSON object"):
+        load_record(rec)
+
+
+def test_txt_logs_only_when_they_read_like_train_logs(tmp_path):
+    rec = copy_record(tmp_path)
+    (rec / "notes.txt").write_text("seed 42 was the best one\n")
+    (rec / "logs").mkdir()
+    (rec / "logs" / "train0.txt").write_text((FIX / "new_format_phased_ttt.log").read_text())
+    (rec / "broken.log").write_bytes(b"\xff\xfe not a log at all\n")
+    loaded = load_record(rec)
+    names = sorted(lf.rel.split("/record/")[1] for lf in loaded.logs)
+    assert names == ["broken.log", "logs/train0.txt", "train_seed1337.log", "train_seed2025.log", "train_seed42.log"]
+    broken = [lf for lf in loaded.logs if lf.rel.endswith("broken.log")][0]
+    assert broken.seed is None and broken.run.decode_errors == 2
+
+
+def test_filename_seed_when_the_log_prints_none_or_an_unclaimed_one(tmp_path):
+    rec = copy_record(tmp_path)
+    edit(log(rec, 42), "seed:42\n", "")
+    edit(log(rec, 2025), "seed:2025\n", "seed:7\n")  # a fork that ignores SEED; 7 is not claimed, 2025 is
+    loaded = load_record(rec)
+    by_name = {lf.path.name: lf for lf in loaded.logs}
+    assert (by_name["train_seed42.log"].seed, by_name["train_seed42.log"].seed_source) == (42, "filename")
+    assert (by_name["train_seed2025.log"].seed, by_name["train_seed2025.log"].seed_source) == (2025, "filename")
+
+
+def test_code_files_are_listed_never_run(tmp_path):
+    rec = copy_record(tmp_path)
+    marker = tmp_path / "ran"
+    (rec / "train_gpt.py").write_text(f"open({str(marker)!r}, 'w').write('x')\nraise SystemExit(3)\n")
+    loaded = load_record(rec)
+    assert loaded.code_files == {"train_gpt.py": (rec / "train_gpt.py").stat().st_size}
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name,seed", [
+    ("train_seed42.log", 42), ("train_seed_2026.txt", 2026), ("log_10mins_seed-7.txt", 7),
+    ("ternary_log_1337.txt", 1337), ("hybrid_gdn_1xh100_600s_seq32768_s42.txt", 42), ("train.log", None),
+    ("train_v1.txt", None), ("train_seed1234_rerun_gptq8s.log", 1234),
+])
+def test_seed_from_filename(name, seed):
+    assert seed_from_filename(name) == seed
+
+
+def test_every_corpus_folder_loads_or_says_why(corpus):
+    folders = sorted(d for t in corpus.glob("track_*") for d in t.iterdir() if d.is_dir())
+    assert len(folders) >= 50
+    for d in folders:
+        try:
+            rec = load_record(d)
+        except InputError as e:
+            assert "no train logs" in str(e), d  # the only reason a merged folder is unusable
+            continue
+        assert rec.track in ("track_10min_16mb", "track_non_record_16mb")
+        assert rec.logs
