@@ -47,14 +47,14 @@ def render_markdown(report: Report) -> str:
         out += ["No findings.", ""]
     _body(report, out, 3)
     if report.children:
-        out += ["### Parts", "", "| subject | verdict | errors | warnings | notes |", "|---|---|---|---|---|"]
+        out += ["### Parts", "", "| part | subject | verdict | errors | warnings | notes |", "|---|---|---|---|---|---|"]
         for c in report.children:
             counts = [sum(1 for f in c.all_findings() if f.severity.value == s) for s in ("error", "warning", "note")]
-            out.append(f"| `{_esc(c.subject)}` | {c.verdict.value} | " + " | ".join(map(str, counts)) + " |")
+            out.append(f"| {c.kind} | `{_esc(c.subject)}` | {c.verdict.value} | " + " | ".join(map(str, counts)) + " |")
         out.append("")
         for c in report.children:
             if c.findings:
-                out.append(f"#### `{_esc(c.subject)}`: {c.verdict.value}")
+                out.append(f"#### {c.kind} `{_esc(c.subject)}`: {c.verdict.value}")
                 out.append("")
                 _body(c, out, 5)
     return "\n".join(out).rstrip("\n") + "\n"

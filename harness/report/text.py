@@ -53,6 +53,6 @@ def render_text(report: Report) -> str:
     _body(report, out)
     for child in report.children:
         out.append("")
-        out.append(f"== {child.subject}: {child.verdict.value}")
+        out.append(f"== {child.kind} {child.subject}: {child.verdict.value}")
         _body(child, out, "  ")
     return "\n".join(out) + "\n"
