@@ -1,0 +1,213 @@
+"""Dormant paths: which `if` guards are off by default, and whether the record turns them on.
+
+Hyperparameters in these scripts are class attributes read from the environment
+(`ttt_enabled = bool(int(os.environ.get("TTT_ENABLED", "0")))`). We evaluate a guard with a tiny
+interpreter over literals, `os.environ.get`/`os.getenv` defaults, config attributes and
+comparisons; anything else is Unknown (treated as live). The record's own evidence overrides the
+defaults: `VAR=value` in its README or run scripts, and `name: value` / `name=value` lines in its
+logs for the config attributes the code defines.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+
+from audit.static.ir import _lit
+from audit.static.names import dotted
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "Unknown"
+
+
+UNKNOWN = _Unknown()
+ENV_ASSIGN = re.compile(r"(?<![\w$])([A-Z][A-Z0-9_]{1,})=(\"[^\"]*\"|'[^']*'|[^\s;&|`]+)")
+LOG_KV = re.compile(r"(?:^|[\s,{(])([a-z][a-z0-9_]{2,})\s*[:=]\s*('?[\w.+-]+'?)(?![\w.(\[])")
+CODE_LINE = re.compile(r"os\.environ|getenv|\bdef |\bimport |\bclass |\breturn\b|;")
+
+
+@dataclass
+class Evidence:
+    env: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # VAR -> (value, file, line)
+    attrs: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # attr -> (value, file, line)
+
+
+def collect_evidence(folder: Path | None, attr_names: set[str]) -> Evidence:
+    """Run commands (README, *.sh) and logged hyperparameters of a record folder."""
+    ev = Evidence()
+    if folder is None or not folder.is_dir():
+        return ev
+    files = sorted(p for p in folder.iterdir() if p.is_file() and (p.suffix.lower() in (".md", ".sh", ".txt", ".log") or p.name.lower().startswith("readme")))
+    for p in files[:64]:
+        try:
+            with p.open("r", encoding="utf-8", errors="replace") as fh:
+                lines = fh.read(4_000_000).splitlines()
+        except OSError:
+            continue
+        is_log = p.suffix.lower() in (".log", ".txt") and not p.name.lower().startswith("readme") and p.name != "requirements.txt"
+        for i, line in enumerate(lines[:200_000], 1):
+            if not is_log:
+                for m in ENV_ASSIGN.finditer(line):
+                    ev.env.setdefault(m.group(1), (m.group(2).strip("\"'"), str(p), i))
+            else:
+                if i > 400:  # hyperparameters are printed at the top of a log
+                    break
+                if CODE_LINE.search(line):  # logs that embed the source are not evidence of values
+                    continue
+                for m in LOG_KV.finditer(line):
+                    if m.group(1) in attr_names:
+                        ev.attrs.setdefault(m.group(1), (m.group(2).strip("'"), str(p), i))
+                for m in ENV_ASSIGN.finditer(line):
+                    ev.env.setdefault(m.group(1), (m.group(2).strip("\"'"), str(p), i))
+    return ev
+
+
+class FlagEval:
+    """Evaluate guard expressions under the defaults, or under the record's evidence."""
+
+    def __init__(self, class_attrs: dict[str, cst.BaseExpression], constants: dict[str, str],
+                 evidence: Evidence | None = None, functions: dict | None = None):
+        self.class_attrs = class_attrs
+        self.constants = constants
+        self.evidence = evidence
+        self.functions = functions or {}  # qual -> Function, for locals like `use_slot = args.slot_enabled`
+        self._fn = None
+        self.used: list[tuple[str, str, int, str]] = []  # evidence consulted: (what, file, line, value)
+
+    def value(self, node, depth: int = 0):
+        if depth > 12:
+            return UNKNOWN
+        if isinstance(node, cst.Name):
+            v = node.value
+            if v in ("True", "False", "None"):
+                return {"True": True, "False": False, "None": None}[v]
+            if v == "__name__":
+                return "__main__"
+            if v in self.constants:
+                return self.constants[v]
+            f = self._fn
+            while f is not None:  # a local (or enclosing) variable assigned exactly once
+                if v in f.assigns:
+                    node = f.assigns[v]
+                    return UNKNOWN if node is None else self.value(node, depth + 1)
+                f = f.parent
+            return UNKNOWN
+        if isinstance(node, (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)):
+            v = _lit(node)
+            return UNKNOWN if v is None else v
+        if isinstance(node, cst.Attribute):
+            name = node.attr.value
+            if self.evidence is not None and name in self.evidence.attrs:
+                val, f, ln = self.evidence.attrs[name]
+                self.used.append((name, f, ln, val))
+                return _coerce(val)
+            if name in self.class_attrs:
+                return self.value(self.class_attrs[name], depth + 1)
+            return UNKNOWN
+        if isinstance(node, cst.Call):
+            fname = dotted(node.func) or ""
+            args = [a.value for a in node.args if a.keyword is None]
+            if fname.endswith(("environ.get", "getenv")) and args:
+                key = self.value(args[0], depth + 1)
+                default = self.value(args[1], depth + 1) if len(args) > 1 else None
+                if isinstance(key, str) and self.evidence is not None and key in self.evidence.env:
+                    val, f, ln = self.evidence.env[key]
+                    self.used.append((key, f, ln, val))
+                    return val
+                return default
+            if fname in ("bool", "int", "float", "str") and args:
+                inner = self.value(args[0], depth + 1)
+                if inner is UNKNOWN:
+                    return UNKNOWN
+                try:
+                    return {"bool": _truthy, "int": lambda x: int(float(x)), "float": float, "str": str}[fname](inner)
+                except (TypeError, ValueError):
+                    return UNKNOWN
+            if fname == "getattr" and len(args) >= 2 and isinstance(args[1], cst.SimpleString):
+                name = args[1].evaluated_value
+                fake = cst.Attribute(value=args[0], attr=cst.Name(name)) if isinstance(name, str) and name.isidentifier() else None
+                got = self.value(fake, depth + 1) if fake is not None else UNKNOWN
+                if got is UNKNOWN and len(args) > 2 and (fake is None or name not in self.class_attrs):
+                    return self.value(args[2], depth + 1)
+                return got
+            if fname in ("range",) and args:
+                return self.value(args[-1] if len(args) <= 2 else args[1], depth + 1)
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("lower", "strip", "upper"):
+                inner = self.value(node.func.value, depth + 1)
+                return getattr(inner, node.func.attr.value)() if isinstance(inner, str) else UNKNOWN
+            return UNKNOWN
+        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
+            v = self.value(node.expression, depth + 1)
+            return UNKNOWN if v is UNKNOWN else not v
+        if isinstance(node, cst.BooleanOperation):
+            left = self.value(node.left, depth + 1)
+            right = self.value(node.right, depth + 1)
+            if isinstance(node.operator, cst.And):
+                if left is not UNKNOWN and not left:
+                    return left
+                if right is not UNKNOWN and not right:
+                    return right
+                return UNKNOWN if UNKNOWN in (left, right) else right
+            if left is not UNKNOWN and left:
+                return left
+            if right is not UNKNOWN and right:
+                return right
+            return UNKNOWN if UNKNOWN in (left, right) else right
+        if isinstance(node, cst.Comparison) and len(node.comparisons) == 1:
+            left = self.value(node.left, depth + 1)
+            ct = node.comparisons[0]
+            right = self.value(ct.comparator, depth + 1) if not isinstance(ct.comparator, (cst.Tuple, cst.List, cst.Set)) else tuple(self.value(e.value, depth + 1) for e in ct.comparator.elements)
+            if left is UNKNOWN or right is UNKNOWN or (isinstance(right, tuple) and UNKNOWN in right):
+                return UNKNOWN
+            op = type(ct.operator).__name__
+            try:
+                return {"Equal": lambda a, b: a == b, "NotEqual": lambda a, b: a != b, "GreaterThan": lambda a, b: a > b,
+                        "LessThan": lambda a, b: a < b, "GreaterThanEqual": lambda a, b: a >= b,
+                        "LessThanEqual": lambda a, b: a <= b, "In": lambda a, b: a in b,
+                        "NotIn": lambda a, b: a not in b}[op](left, right)
+            except (KeyError, TypeError):
+                return UNKNOWN
+        if isinstance(node, cst.IfExp):
+            t = self.value(node.test, depth + 1)
+            if t is UNKNOWN:
+                return UNKNOWN
+            return self.value(node.body if t else node.orelse, depth + 1)
+        return UNKNOWN
+
+    def guard_open(self, test, polarity: bool, kind: str = "if", fn: str = ""):
+        """True/False/UNKNOWN: does execution pass this guard?"""
+        self._fn = self.functions.get(fn)
+        v = self.value(test)
+        if v is UNKNOWN:
+            return UNKNOWN
+        if kind == "range":
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return v > 0
+            return UNKNOWN
+        try:
+            return bool(v) == polarity
+        except Exception:
+            return UNKNOWN
+
+
+def _truthy(x) -> bool:
+    if isinstance(x, str):
+        return x.strip().lower() not in ("", "0", "false", "no", "off", "none")
+    return bool(x)
+
+
+def _coerce(s: str):
+    low = s.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(s)
+    except ValueError:
+        try:
+            return float(s)
+        except ValueError:
+            return s

@@ -1,0 +1,98 @@
+"""Rules about what the scored probability may depend on (C1 lookahead, C2 normalization)."""
+from __future__ import annotations
+
+from audit.static.program import Program
+from audit.static.rules.base import Rule
+
+_HEAD = 'import torch\nval_tokens = load_validation_tokens("data/fineweb_val_*.bin")\n'
+
+
+class TargetLookahead(Rule):
+    """C1 (strict causality): the probability of token t is looked up in a table keyed by a
+    hash that includes t itself (an n-gram count for the target), or the per-token loss is the
+    minimum over several models/passes (oracle selection). Either way the distribution depends
+    on the token being scored, beyond indexing a fixed distribution with it."""
+
+    id = "PG-C1-001"
+    condition = "C1"
+    message = "target lookahead: the scored probability depends on the target token itself"
+    VALID = [_HEAD + """
+def main(model, table):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(x), -1)
+            nll_sum += -logp.gather(-1, y)
+            key = (x[-1] * 1000003) % 65536
+            table[key] += 1
+main(m, t)
+"""]
+    INVALID = [(_HEAD + """
+def main(model, counts, totals):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            key = (x * 1000003 + y) % 65536
+            p = counts[key] / totals[x]
+            nll_sum += -torch.log(p)
+main(m, c, t)
+""", 11), (_HEAD + """
+def main(model_a, model_b):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        with torch.no_grad():
+            nll_a = model_a(chunk)
+            nll_b = model_b(chunk)
+            nll_sum += torch.minimum(nll_a, nll_b).sum()
+main(a, b)
+""", 11)]
+
+    def check(self, prog: Program) -> None:
+        for _, e in prog.of("tkey", "val"):
+            prog.emit(self, e, message="target lookahead: a table is read with a key hashed from the target token")
+        for _, e in prog.of("oracle", "val"):
+            prog.emit(self, e, message="oracle selection: the per-token loss is a minimum over several models or passes")
+
+
+class UnnormalizedMixture(Rule):
+    """C2 (full normalized distribution): only the target's probability is blended with a
+    target-keyed estimate (an n-gram count ratio); the mixture is never renormalized over the
+    vocabulary, so the scored number is not a probability. Blending two full distributions and
+    then indexing the target is fine."""
+
+    id = "PG-C2-001"
+    condition = "C2"
+    message = "unnormalized mixture: the target's probability is blended with a target-keyed estimate"
+    VALID = [_HEAD + """
+def main(model_a, model_b):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            p = 0.7 * torch.softmax(model_a(x), -1) + 0.3 * torch.softmax(model_b(x), -1)
+            nll_sum += -torch.log(p.gather(-1, y))
+main(a, b)
+"""]
+    INVALID = [(_HEAD + """
+def main(model, counts, totals):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            p_model = torch.softmax(model(x), -1).gather(-1, y)
+            p_ngram = counts[(x * 31 + y) % 4096] / totals[x]
+            p = 0.8 * p_model + 0.2 * p_ngram
+            nll_sum += -torch.log(p)
+main(m, c, t)
+""", 12)]
+
+    def check(self, prog: Program) -> None:
+        for _, e in prog.of("mix", "val"):
+            prog.emit(self, e)

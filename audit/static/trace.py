@@ -1,0 +1,623 @@
+"""The program's order: the events reachable from the entry point, in execution order.
+
+Starting at the module's top level (which reaches `main()` through `if __name__ == "__main__"`),
+each call to one of the file's own functions is inlined (memoized per function, recursion cut),
+so the result is one flat list: each loop body appears once, hence the order of two events in
+the same loop iteration is their order in the list. An event keeps the loops around it (outermost
+first), the `if` guards it sits under (for dormant-flag analysis), whether it runs under
+`no_grad`/`inference_mode`, and the chain of call sites that led to it (the evidence).
+
+Event kinds: update (a `.backward()`/`autograd.grad` on a loss), score (a metric accumulator fed
+under no-grad), net, dyn (exec/dynamic import), calib (a GPTQ/Hessian/calibration call and the
+data it got), read (a data-loading call), oracle (min over losses), tkey (a read keyed by a hash
+of the target), mix (a target probability blended with a target-keyed lookup), free (a tensor
+created with requires_grad: a SLOT delta).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from audit.static.flow import MUTATORS, Flow, norm
+from audit.static.ir import Call, Function
+
+NET_CALLS = ("urllib.request.urlopen", "urllib.request.urlretrieve", "urllib.urlopen", "requests.", "httpx.",
+             "huggingface_hub.", "datasets.load_dataset", "torch.hub.load", "torch.hub.download_url_to_file",
+             "wget.download", "socket.create_connection", "socket.socket", "http.client.", "aiohttp.",
+             "hf_hub_download", "snapshot_download", "urlopen", "urlretrieve")
+_NET_EXACT = frozenset(n for n in NET_CALLS if not n.endswith("."))
+_NET_PREFIX = tuple(n for n in NET_CALLS if n.endswith("."))
+_NET_SUFFIX = tuple("." + n for n in NET_CALLS if not n.endswith("."))
+NET_WORDS = re.compile(r"\b(curl|wget|git clone|pip install|huggingface-cli|hf download)\b")
+DYN_CALLS = ("exec", "eval", "__import__", "importlib.import_module", "runpy.run_path", "runpy.run_module",
+             "importlib.util.spec_from_file_location", "compile")
+CALIB = re.compile(r"gptq|hessian|calib", re.I)
+READ = re.compile(r"^(next_batch|load_data_shard|load_shard|read_shard|_load_shard|fromfile|memmap|next_tokens|load_tokens|get_batch|take|load_validation_tokens|load_val_tokens)$", re.I)
+ORACLE = ("min", "torch.min", "torch.minimum", "torch.amin", "torch.fmin", "np.minimum", "numpy.minimum")
+SCOREY = re.compile(r"nll|loss|logp|bpb|bits|surpris", re.I)
+STRONG_SCORE = re.compile(r"(loss|nll)_?sum|bits|bpb|total_nll|total_loss", re.I)
+DATA_ATTR = re.compile(r"tok|data|seq|batch|ids|input|stream|window|chunk|sample|^x$|^y$|shard|file", re.I)
+NLLISH = re.compile(r"nll|logp|log_prob|bits|surpris", re.I)
+SCORE_ACC = re.compile(r"loss|nll|bpb|bits|sum|total|byte|tok|count|cnt|score|acc|n_", re.I)
+
+
+@dataclass(frozen=True)
+class Loop:
+    node_id: int
+    kind: str  # for | while
+    targets: tuple
+    iter_node: object
+    path: str
+    line: int
+    fn: str
+    ctx: tuple = ()  # call sites that inlined this loop: two calls of one function are two loops
+
+
+@dataclass(frozen=True)
+class Guard:
+    test: object  # libcst expression
+    polarity: bool
+    path: str
+    line: int
+    depth: int  # how many loops enclose the guard (to tell guards inside a loop from outside)
+    kind: str = "if"  # if | range
+    fn: str = ""  # the function whose locals the test reads
+
+
+@dataclass
+class Event:
+    kind: str
+    labels: frozenset
+    path: str
+    line: int
+    fn: str
+    loops: tuple = ()
+    guards: tuple = ()
+    nograd: bool | None = None
+    chain: tuple = ()  # ((path, line, message), ...) call sites, outermost first
+    info: dict = field(default_factory=dict)
+
+    @property
+    def val(self) -> bool:
+        return "val" in self.labels
+
+
+class Tracer:
+    def __init__(self, flow: Flow, max_depth: int = 14):
+        self.flow = flow
+        self.memo: dict[str, list[Event]] = {}
+        self.active: set[str] = set()
+        self.max_depth = max_depth
+        self._bw: dict[str, set] = {}
+        self.inlined: set[str] = set()  # functions reached through a call
+        self._nograd: dict[str, set] = {}  # per function: names assigned under no_grad
+
+    def trace(self, fn: Function) -> list[Event]:
+        got = self.memo.get(fn.qual)
+        if got is not None:
+            return got
+        if fn.qual in self.active or len(self.active) > self.max_depth:
+            return []
+        self.active.add(fn.qual)
+        out: list[Event] = []
+        saved = (self.flow.override, self.flow.override_fn)
+        self.flow.override, self.flow.override_fn = {}, fn
+        try:
+            self.body(fn.body, fn, out, loops=(), guards=(), nograd=fn.nograd)
+        finally:
+            self.flow.override, self.flow.override_fn = saved
+        self.active.discard(fn.qual)
+        self.memo[fn.qual] = out
+        return out
+
+    # -- statements --------------------------------------------------------------------------
+    def body(self, stmts, fn, out, loops, guards, nograd) -> None:
+        for s in stmts:
+            tag = s[0]
+            if tag in ("assign", "expr", "ret"):
+                v = s[2] if tag == "assign" else s[1]
+                self.value(v, fn, out, s[-1], loops, guards, nograd)
+                if tag == "assign":
+                    self._bind(s[1], v, fn)
+                elif tag == "expr" and v is not None and v[0] == "c" and v[1].attr in MUTATORS and v[1].recv is not None:
+                    r = self.flow.root(v[1].recv)  # `hidden.append(h)`: the list now holds h
+                    if r is not None and r[0] == "n" and r[1] in self.flow.override:
+                        extra = set()
+                        for a in v[1].args:
+                            extra |= self.flow.L(a, fn)
+                        self.flow.override[r[1]] = self.flow.override[r[1]] | extra
+                if tag == "assign" and nograd:  # values computed without grad: what scoring makes
+                    self._nograd.setdefault(fn.qual, set()).update(_names(s[1]))
+                if tag == "assign" and v is not None and v[0] == "b" and v[1] == "Add" and s[1][0] == "n":
+                    if _reads(v, s[1][1]):
+                        self.score(fn, out, s[-1], loops, guards, nograd, v, s[1][1])
+                if tag == "expr" and v is not None and v[0] == "c":
+                    c = v[1]
+                    if c.attr in ("add_", "append", "extend") and c.recv is not None:
+                        r = self.flow.root(c.recv)
+                        if r is not None and c.args:
+                            self.score(fn, out, s[-1], loops, guards, nograd, c.args[0], r[1])
+            elif tag == "aug":
+                self.value(s[3], fn, out, s[-1], loops, guards, nograd)
+                if s[1][0] == "n" and s[1][1] in self.flow.override:
+                    self.flow.override[s[1][1]] = self.flow.override[s[1][1]] | self.flow.L(s[3], fn)
+                if s[2] in ("AddAssign", "SubtractAssign") and s[1][0] in ("n", "a", "sub"):
+                    name = _target_name(s[1])
+                    self.score(fn, out, s[-1], loops, guards, nograd, s[3], name)
+            elif tag == "for":
+                self.value(s[2], fn, out, s[5], loops, guards, nograd)
+                loop = Loop(s[6], "for", _names(s[1]), s[7], fn.path, s[5], fn.qual)
+                g = guards + (Guard(s[7], True, fn.path, s[5], len(loops), "range", fn.qual),)
+                before = self._enter_loop(s[3])
+                for n in _names(s[1]):
+                    self.flow.override[n] = set(self.flow.L(s[2], fn))
+                self.body(s[3], fn, out, loops + (loop,), g, nograd)
+                self._merge(before)
+                self.body(s[4], fn, out, loops, guards, nograd)
+            elif tag == "while":
+                self.value(s[1], fn, out, s[3], loops, guards, nograd)
+                loop = Loop(s[4], "while", (), s[5], fn.path, s[3], fn.qual)
+                before = self._enter_loop(s[2])
+                self.body(s[2], fn, out, loops + (loop,), guards, nograd)
+                self._merge(before)
+            elif tag == "if":
+                self.value(s[2], fn, out, s[5], loops, guards, nograd)
+                before = dict(self.flow.override)
+                self.body(s[3], fn, out, loops, guards + (Guard(s[1], True, fn.path, s[5], len(loops), "if", fn.qual),), nograd)
+                after_then = self.flow.override
+                self.flow.override = dict(before)
+                self.body(s[4], fn, out, loops, guards + (Guard(s[1], False, fn.path, s[5], len(loops), "if", fn.qual),), nograd)
+                self._merge(after_then)
+            elif tag == "with":
+                for v, t in s[2]:
+                    self.value(v, fn, out, s[-1], loops, guards, nograd)
+                    if t is not None:
+                        self._bind(t, v, fn)
+                self.body(s[3], fn, out, loops, guards, s[1] if s[1] is not None else nograd)
+            elif tag == "block":
+                self.body(s[1], fn, out, loops, guards, nograd)
+
+    # -- flow-sensitive locals: the labels of a name's latest assignment on this path -------
+    def _bind(self, target, v, fn) -> None:
+        ov = self.flow.override
+        if target[0] == "n":
+            ov[target[1]] = set(self.flow.L(v, fn))
+        elif target[0] == "sub":  # `buf[i] = x`: a weak update of buf
+            root = _target_name(target)
+            if root in ov:
+                ov[root] = ov[root] | self.flow.L(v, fn)
+        elif target[0] == "tuple":
+            names = target[1]
+            per = self.flow.unpack_labels(len(names), v[1], fn) if v is not None and v[0] == "c" else None
+            whole = None if per is not None else set(self.flow.L(v, fn))
+            for i, t in enumerate(names):
+                if t[0] == "n":
+                    ov[t[1]] = per[i] if per is not None else whole
+                else:
+                    for n in _names(t):
+                        ov.pop(n, None)
+
+    def _enter_loop(self, body) -> dict:
+        """Names a loop body assigns may carry values from the previous iteration: forget their
+        path-specific labels (fall back to the union over all assignments)."""
+        before = dict(self.flow.override)
+        assigned: list = []
+        _assignments(body, assigned)
+        for n, _ in assigned:
+            self.flow.override.pop(n, None)
+        for n in _loop_targets(body):
+            self.flow.override.pop(n, None)
+        return before
+
+    def _merge(self, other: dict) -> None:
+        """Join two paths: a name keeps path labels only if both paths know it (their union)."""
+        cur = self.flow.override
+        merged = {k: cur[k] | other[k] for k in cur.keys() & other.keys()}
+        self.flow.override = merged
+
+    def score(self, fn, out, line, loops, guards, nograd, v, name) -> None:
+        raw = self.flow.L(v, fn)
+        if "val" in norm(raw) and name and SCORE_ACC.search(name):
+            # a metric accumulator outside no_grad still scores (SLOT scores after its own
+            # no_grad block) as long as it does not accumulate the loss that was backpropagated
+            trained = self.backward_names(fn)
+            read = _names_read(v)
+            detached = not (read & trained) and name not in trained
+            scorey = (bool(STRONG_SCORE.search(name)) or any(NLLISH.search(n) for n in read)
+                      or bool(read & self._nograd.get(fn.qual, set())))
+            out.append(Event("score", frozenset(raw), fn.path, line, fn.qual, loops, guards, nograd,
+                             info={"into": name, "detached": detached and scorey}))
+
+    def _only_metadata(self, c: Call, targets, skip, fn) -> bool:
+        """True when every validation-labeled argument is used by the callee only through
+        non-data attributes (`val_data.sp`, the tokenizer): calibration that merely borrows the
+        val container's tokenizer is not calibration on validation tokens."""
+        for f in targets:
+            params = f.params[skip:] if skip and f.params and f.params[0] in ("self", "cls") else f.params
+            exprs = dict(zip(params, c.args)) | {k: v for k, v in c.kwargs.items() if k in f.params}
+            for p, labs in self.flow.bind(c, f, skip, fn).items():
+                arg = exprs.get(p)
+                if arg is not None and arg[0] == "a" and not DATA_ATTR.search(arg[2]):
+                    continue  # `val_data.sp`: the tokenizer riding on the val container
+                if "val" in norm(labs) and any(u is None or DATA_ATTR.search(u) for u in _param_uses(f.body, p)):
+                    return False
+        return True
+
+    def backward_names(self, fn) -> set:
+        got = self._bw.get(fn.qual)
+        if got is None:
+            got = set()
+            _collect_backward(fn.body, got)
+            self._bw[fn.qual] = got
+        return got
+
+    # -- expressions: calls in evaluation order ---------------------------------------------
+    def value(self, v, fn, out, line, loops, guards, nograd) -> None:
+        if v is None:
+            return
+        tag = v[0]
+        if tag == "c":
+            c: Call = v[1]
+            if c.recv is not None:
+                self.value(c.recv, fn, out, line, loops, guards, nograd)
+            for a in c.args:
+                self.value(a, fn, out, line, loops, guards, nograd)
+            for a in c.kwargs.values():
+                self.value(a, fn, out, line, loops, guards, nograd)
+            self.call(c, fn, out, line, loops, guards, nograd)
+        elif tag == "i":
+            self.value(v[1], fn, out, line, loops, guards, nograd)
+            self.value(v[2], fn, out, line, loops, guards, nograd)
+            raw = self.flow.L(v[2], fn)
+            idx = norm(raw)
+            if "thash" in idx and "target" in idx:
+                out.append(Event("tkey", frozenset(self.flow.L(v, fn) | raw), fn.path, line, fn.qual, loops, guards, nograd))
+        elif tag == "b":
+            self.value(v[2], fn, out, line, loops, guards, nograd)
+            self.value(v[3], fn, out, line, loops, guards, nograd)
+            if v[1] in ("Add", "Subtract"):
+                rl, rr = self.flow.L(v[2], fn), self.flow.L(v[3], fn)
+                left, right = norm(rl), norm(rr)
+                if ("tprob" in left and "tkeyed" in right) or ("tprob" in right and "tkeyed" in left):
+                    out.append(Event("mix", frozenset(rl | rr), fn.path, line, fn.qual, loops, guards, nograd))
+        elif tag in ("a", "t", "shift"):
+            self.value(v[1], fn, out, line, loops, guards, nograd)
+        elif tag == "u":
+            for p in v[1]:
+                self.value(p, fn, out, line, loops, guards, nograd)
+        elif tag == "walrus":
+            self.value(v[2], fn, out, line, loops, guards, nograd)
+
+    def call(self, c: Call, fn, out, line, loops, guards, nograd) -> None:
+        flow = self.flow
+        q = c.qual or ""
+        last = c.attr or q.rsplit(".", 1)[-1]
+        ev = lambda kind, labels, **info: out.append(Event(kind, frozenset(labels), fn.path, line, fn.qual, loops, guards, nograd, info=info))  # noqa: E731
+        if c.attr == "backward" and c.recv is not None:
+            ev("update", flow.L(c.recv, fn), via=".backward()")
+        elif q.endswith("autograd.grad") and c.args:
+            ev("update", flow.L(c.args[0], fn), via="torch.autograd.grad")
+        if _fresh_free_tensor(c):
+            ev("free", ())
+        if q and (q in _NET_EXACT or q.startswith(_NET_PREFIX) or q.endswith(_NET_SUFFIX)):
+            ev("net", (), call=q)
+        elif q.startswith("subprocess.") or q in ("os.system", "os.popen"):
+            text = " ".join(a[1] for a in c.args + list(c.kwargs.values()) if a is not None and a[0] == "s")
+            if NET_WORDS.search(text) or any(a is not None and a[0] == "u" and any(p and p[0] == "s" and NET_WORDS.search(p[1]) for p in a[1]) for a in c.args):
+                ev("net", (), call=q)
+        if q in DYN_CALLS:
+            ev("dyn", (), call=q)
+        if _oracle_shape(c):
+            labs = [flow.L(a, fn) for a in c.args] + ([flow.L(c.recv, fn)] if c.attr else [])
+            if any("val" in norm(lab) for lab in labs) and _mentions(c, SCOREY):
+                ev("oracle", set().union(*labs), call=q or c.attr)
+        targets, skip = flow.resolve(c, fn)
+        labs_args = set()
+        for a in c.args + list(c.kwargs.values()):
+            labs_args |= flow.L(a, fn)
+        recv = flow.L(c.recv, fn) if c.recv is not None else set()
+        if CALIB.search(last) and not (targets and self._only_metadata(c, targets, skip, fn)):
+            ev("calib", labs_args | recv, call=last)
+        elif READ.search(last) and {"train", "val"} & norm(labs_args | recv):
+            ev("read", labs_args | recv, call=last)
+        callees = [(f, flow.bind(c, f, skip, fn)) for f in targets]
+        for n in c.arg_names:  # closures handed to opt.step(closure) and the like
+            if n and n in fn.locals:
+                callees += [(f, {}) for f in flow.scoped(n, fn) if f.parent is not None]
+        for f, bound in callees:
+            self.inlined.add(f.qual)
+            sub = self.trace(f)
+            site = (fn.path, line, f"calls {f.qual}()")
+            params = set(f.params)
+            key = id(c.node)
+            for e in sub:
+                inner = tuple(replace(lp, ctx=(key,) + lp.ctx) for lp in e.loops)
+                out.append(replace(e, labels=_subst(e.labels, bound, params), loops=loops + inner,
+                                   guards=guards + tuple(_shift(g, len(loops)) for g in e.guards),
+                                   nograd=e.nograd if e.nograd is not None else nograd, chain=(site,) + e.chain))
+
+    def program(self, entry: Function, functions: list[Function] = ()) -> list[Event]:
+        """The entry's events with context-free labels resolved: only labels that reach each
+        event along its own call chain remain ("@" labels, merged over all callers, drop).
+
+        A library module (its top level calls none of its functions) has no entry point: then
+        every top-level function no other one calls is a root, in definition order."""
+        events = self.trace(entry)
+        if not self.inlined:
+            roots = [f for f in functions if "." not in f.qual and not f.qual.startswith("<")]
+            for f in roots:
+                self.trace(f)
+            for f in roots:
+                if f.qual not in self.inlined:
+                    events = events + self.memo.get(f.qual, [])
+        return [replace(e, labels=frozenset(l for l in e.labels if l[0] != "@" and not l.startswith("p:")))
+                for e in events]
+
+
+def _subst(labels: frozenset, bound: dict, params: set) -> frozenset:
+    """Instantiate a callee event's labels at one call site: p:x -> the labels of argument x."""
+    out = set()
+    for l in labels:
+        if l.startswith("p:"):
+            name = l[2:]
+            if name in params:
+                out |= bound.get(name, set())
+            else:
+                out.add(l)  # a closure's free variable: the enclosing call site resolves it
+        elif l[0] != "@":
+            out.add(l)
+    return frozenset(out)
+
+
+def _shift(g: Guard, by: int) -> Guard:
+    return replace(g, depth=g.depth + by) if by else g
+
+
+def _names(t) -> tuple:
+    if t[0] == "n":
+        return (t[1],)
+    if t[0] == "tuple":
+        return tuple(n for e in t[1] for n in _names(e))
+    return ()
+
+
+def _target_name(t) -> str | None:
+    while t[0] == "sub":
+        t = t[1]
+    return t[1] if t[0] in ("n", "a") else None
+
+
+def _reads(v, name) -> bool:
+    if v is None:
+        return False
+    if v[0] == "n":
+        return v[1] == name
+    if v[0] == "b":
+        return _reads(v[2], name) or _reads(v[3], name)
+    return False
+
+
+def _mentions(c: Call, pat) -> bool:
+    def walk(v) -> bool:
+        if v is None:
+            return False
+        if v[0] == "n":
+            return bool(pat.search(v[1]))
+        if v[0] == "a":
+            return bool(pat.search(v[2])) or walk(v[1])
+        if v[0] == "c":
+            cc = v[1]
+            return any(walk(a) for a in cc.args) or walk(cc.recv) or bool(pat.search(cc.attr or cc.qual or ""))
+        if v[0] in ("i", "t"):
+            return walk(v[1])
+        if v[0] == "b":
+            return walk(v[2]) or walk(v[3])
+        if v[0] == "u":
+            return any(walk(p) for p in v[1])
+        return False
+    return any(walk(a) for a in c.args) or walk(c.recv)
+
+
+def _names_read(v) -> set:
+    out: set = set()
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if x is None:
+            continue
+        tag = x[0]
+        if tag == "n":
+            out.add(x[1])
+        elif tag == "c":
+            c = x[1]
+            stack.extend(c.args)
+            stack.extend(c.kwargs.values())
+            stack.append(c.recv)
+        elif tag in ("a", "t", "shift"):
+            stack.append(x[1])
+        elif tag == "i":
+            stack.extend((x[1], x[2]))
+        elif tag == "b":
+            stack.extend((x[2], x[3]))
+        elif tag == "u":
+            stack.extend(x[1])
+        elif tag == "walrus":
+            stack.append(x[2])
+    return out
+
+
+def _collect_backward(body, out: set) -> None:
+    """Names whose value is backpropagated somewhere in this function (`loss` in loss.backward()),
+    and the names computed from them (`batch_loss_sum = loss.detach() * n`)."""
+    _direct_backward(body, out)
+    assigns: list = []
+    _assignments(body, assigns)
+    changed = True
+    while changed:
+        changed = False
+        for target, v in assigns:
+            if target not in out and _names_read(v) & out:
+                out.add(target)
+                changed = True
+
+
+def _assignments(body, out: list) -> None:
+    for s in body:
+        tag = s[0]
+        if tag == "assign" and s[1][0] == "n":
+            out.append((s[1][1], s[2]))
+        elif tag == "aug" and s[1][0] == "n":
+            out.append((s[1][1], s[3]))
+        for sub in (s[3], s[4]) if tag in ("for", "if") else (s[2],) if tag == "while" else (s[3],) if tag == "with" else (s[1],) if tag == "block" else ():
+            _assignments(sub, out)
+
+
+def _direct_backward(body, out: set) -> None:
+    for s in body:
+        tag = s[0]
+        vals = []
+        if tag in ("expr", "ret"):
+            vals = [s[1]]
+        elif tag == "assign":
+            vals = [s[2]]
+        for v in vals:
+            stack = [v]
+            while stack:
+                x = stack.pop()
+                if x is None:
+                    continue
+                if x[0] == "c":
+                    c = x[1]
+                    if c.attr == "backward" and c.recv is not None:
+                        out |= _names_read(c.recv)
+                    stack.extend(c.args)
+                    stack.append(c.recv)
+                elif x[0] in ("u",):
+                    stack.extend(x[1])
+        for sub in (s[3], s[4]) if tag in ("for", "if") else (s[2],) if tag == "while" else (s[3],) if tag == "with" else (s[1],) if tag == "block" else ():
+            _direct_backward(sub, out)
+
+
+def _param_uses(body, name: str) -> list:
+    """How a function body reads `name`: the attribute read off it, or None for a direct use."""
+    uses: list = []
+
+    def walk(v, parent_attr=None):
+        if v is None:
+            return
+        tag = v[0]
+        if tag == "n":
+            if v[1] == name:
+                uses.append(parent_attr)
+        elif tag == "a":
+            if v[1] is not None and v[1][0] == "n" and v[1][1] == name:
+                uses.append(v[2])
+            else:
+                walk(v[1])
+        elif tag == "c":
+            c = v[1]
+            walk(c.recv)
+            for a in c.args:
+                walk(a)
+            for a in c.kwargs.values():
+                walk(a)
+        elif tag in ("t", "shift"):
+            walk(v[1])
+        elif tag == "i":
+            walk(v[1])
+            walk(v[2])
+        elif tag == "b":
+            walk(v[2])
+            walk(v[3])
+        elif tag == "u":
+            for p in v[1]:
+                walk(p)
+        elif tag == "walrus":
+            walk(v[2])
+
+    def stmts(ss):
+        for s in ss:
+            tag = s[0]
+            if tag == "assign":
+                walk(s[2])
+            elif tag == "aug":
+                walk(s[3])
+            elif tag in ("expr", "ret"):
+                walk(s[1])
+            elif tag == "for":
+                walk(s[2]); stmts(s[3]); stmts(s[4])  # noqa: E702
+            elif tag == "while":
+                walk(s[1]); stmts(s[2])  # noqa: E702
+            elif tag == "if":
+                walk(s[2]); stmts(s[3]); stmts(s[4])  # noqa: E702
+            elif tag == "with":
+                for v, _ in s[2]:
+                    walk(v)
+                stmts(s[3])
+            elif tag == "block":
+                stmts(s[1])
+
+    stmts(body)
+    return uses
+
+
+FACTORIES = ("zeros", "ones", "empty", "full", "randn", "rand", "zeros_like", "ones_like", "empty_like",
+             "full_like", "randn_like", "tensor", "clone", "detach")
+
+
+def _fresh_free_tensor(c: Call) -> bool:
+    """A new tensor that requires grad (a SLOT delta/bias), not `p.requires_grad_()` on a weight."""
+    last = c.attr or (c.qual or "").rsplit(".", 1)[-1]
+    if c.kw_literals.get("requires_grad") is True and last in FACTORIES:
+        return True
+    if last == "requires_grad_" and c.recv is not None and c.recv[0] == "c":
+        inner = c.recv[1]
+        return (inner.attr or (inner.qual or "").rsplit(".", 1)[-1]) in FACTORIES
+    if (c.qual or "").endswith(("nn.Parameter", "Parameter")) and c.args and c.args[0] is not None and c.args[0][0] == "c":
+        inner = c.args[0][1]
+        return (inner.attr or (inner.qual or "").rsplit(".", 1)[-1]) in FACTORIES
+    return False
+
+
+def _oracle_shape(c: Call) -> bool:
+    """An elementwise minimum over several losses: torch.minimum(a, b), min(a, b), or
+    torch.min/amin over a stack of per-model losses. `min(chunk_bpbs)` is a statistic."""
+    q = c.qual or ""
+    if q in ("torch.minimum", "np.minimum", "numpy.minimum", "torch.fmin") or (q == "min" and c.attr is None):
+        return len(c.args) >= 2
+    if q in ("torch.min", "torch.amin") or c.attr in ("min", "amin"):
+        parts = list(c.args) + ([c.recv] if c.attr else [])
+        return any(_has_call(p, ("stack", "cat", "vstack")) for p in parts)
+    return False
+
+
+def _has_call(v, names) -> bool:
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if x is None:
+            continue
+        if x[0] == "c":
+            c = x[1]
+            if (c.attr or (c.qual or "").rsplit(".", 1)[-1]) in names:
+                return True
+            stack.extend(c.args)
+            stack.append(c.recv)
+        elif x[0] in ("a", "t", "shift"):
+            stack.append(x[1])
+        elif x[0] == "u":
+            stack.extend(x[1])
+    return False
+
+
+def _loop_targets(body) -> list[str]:
+    out: list[str] = []
+    for s in body:
+        tag = s[0]
+        if tag == "for":
+            out += list(_names(s[1]))
+        if tag == "assign" and s[1][0] == "tuple":
+            out += list(_names(s[1]))
+        for sub in (s[3], s[4]) if tag in ("for", "if") else (s[2],) if tag == "while" else (s[3],) if tag == "with" else (s[1],) if tag == "block" else ():
+            out += _loop_targets(sub)
+    return out

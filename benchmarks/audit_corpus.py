@@ -1,0 +1,69 @@
+"""Time `pgolf audit` over a folder of records against a bare libcst parse of the same files.
+
+    python benchmarks/audit_corpus.py /tmp/upstream_records/records [--jobs 2] [--pattern train_gpt.py]
+
+Prints the number of files and lines, the bare `libcst.parse_module` time (sequential), the
+stdlib `ast.parse` time for scale, and the audit's wall time with --jobs workers, its per-file
+mean and the ratios. The issue's target: the 50 merged-record train_gpt.py files audited in
+under 12 s on a 2-core machine, at most 2x the bare libcst parse.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from pathlib import Path
+
+import libcst as cst
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from audit.static import audit_paths  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dir", type=Path)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--pattern", default="train_gpt.py", help="file name to collect recursively (default train_gpt.py)")
+    args = ap.parse_args(argv)
+    files = sorted(p for p in args.dir.rglob(args.pattern) if p.is_file())
+    if not files:
+        print(f"no {args.pattern} under {args.dir}", file=sys.stderr)
+        return 2
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in files]
+    lines = sum(t.count("\n") + 1 for t in texts)
+
+    t0 = time.perf_counter()
+    for t in texts:
+        ast.parse(t)
+    t_ast = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for t in texts:
+        cst.parse_module(t)
+    t_cst = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    results = audit_paths(files, jobs=args.jobs)
+    t_audit = time.perf_counter() - t0
+    cpu = sum(r.seconds for r in results)
+    verdicts = {}
+    for r in results:
+        verdicts[r.verdict.value] = verdicts.get(r.verdict.value, 0) + 1
+
+    print(f"files              {len(files)}")
+    print(f"lines              {lines}")
+    print(f"stdlib ast parse   {t_ast:7.2f} s")
+    print(f"bare libcst parse  {t_cst:7.2f} s  (sequential)")
+    print(f"audit wall         {t_audit:7.2f} s  (--jobs {args.jobs})")
+    print(f"audit per file     {t_audit / len(files) * 1000:7.1f} ms wall, {cpu / len(files) * 1000:.1f} ms cpu in workers")
+    print(f"ratio wall/parse   {t_audit / t_cst:7.2f}x")
+    print(f"ratio cpu/parse    {cpu / t_cst:7.2f}x  (sum of per-file audit times incl. their own parse)")
+    print(f"verdicts           {', '.join(f'{k} {v}' for k, v in sorted(verdicts.items()))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

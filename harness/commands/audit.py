@@ -1,0 +1,83 @@
+"""`pgolf audit`: static legality review of submission code (see audit.static)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import InputError
+from harness.report import Report, render
+
+EPILOG = """\
+examples:
+  pgolf audit records/track_10min_16mb/2026-03-23_LeakyReLU_LegalTTT_ParallelMuon
+  pgolf audit path/to/train_gpt.py --format json
+  pgolf audit path/to/record --format sarif > audit.sarif          # GitHub code scanning
+  pgolf audit records/ --jobs 2 --format markdown                   # every record below, one section each
+  pgolf audit path/to/record --waivers reviewer-waivers.yaml        # reviewer-owned waivers only
+
+text output is compiler-style: path:line:col: RULE-ID severity: message, then the evidence chain.
+verdicts: PASS (no error), FAIL (an error), REVIEW (the audit could not decide: parse failure,
+exec of code it could not decode). exit codes: 0 PASS/REVIEW, 1 FAIL, 2 unusable input.
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("audit", help="static review of TTT/eval legality (C1-C4, data, network)",
+                       description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", help="a .py file, a record folder, or a folder of records")
+    p.add_argument("--format", default="text", choices=["text", "json", "markdown", "sarif"])
+    p.add_argument("--waivers", help="reviewer-owned waiver file (YAML or JSON)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    p.set_defaults(func=run)
+
+
+def build_report(path: Path, jobs: int = 1, waivers=None) -> Report:
+    from audit.static import audit_paths, collect_targets
+    from audit.waivers import apply_waivers
+
+    files = collect_targets(path)
+    if not files:
+        raise InputError("no Python files to audit", str(path))
+    results = audit_paths(files, jobs=max(1, jobs))
+    children = []
+    for r in results:
+        findings = apply_waivers(r.findings, waivers, r.path, r.sha256) if waivers else r.findings
+        child = Report("audit", r.path, findings, {"sha256": r.sha256, "lines": r.lines, "seconds": round(r.seconds, 3)})
+        child.data["verdict"] = child.verdict.value
+        children.append(child)
+    report = Report("audit", str(path), [], {"files": len(children)}, children=children)
+    report.data["per_file"] = {c.subject: c.verdict.value for c in children}
+    return report
+
+
+def text(report: Report) -> str:
+    out = []
+    for child in report.children:
+        for f in child.findings:
+            loc = f.location
+            where = f"{loc.path}:{loc.line or 1}:{loc.column or 1}" if loc is not None else child.subject
+            out.append(f"{where}: {f.rule_id} {f.severity.value}: {f.message}")
+            for step in f.evidence:
+                at = f"{step.location}: " if step.location is not None else ""
+                out.append(f"    {at}{step.message}")
+        out.append(f"{child.subject}: {child.verdict.value}")
+    out.append(f"overall: {report.verdict.value} ({len(report.children)} file(s))")
+    return "\n".join(out) + "\n"
+
+
+def run(args) -> int:
+    path = Path(args.path)
+    if not path.exists():
+        raise InputError("no such file or folder", str(path))
+    waivers = None
+    if args.waivers:
+        from audit.waivers import WaiverError, load_waivers
+
+        try:
+            waivers = load_waivers(Path(args.waivers))
+        except WaiverError as e:
+            raise InputError(str(e), e.path, e.line) from None
+    report = build_report(path, args.jobs, waivers)
+    sys.stdout.write(text(report) if args.format == "text" else render(args.format, report))
+    return 1 if report.verdict.value == "FAIL" else 0

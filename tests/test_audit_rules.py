@@ -1,0 +1,93 @@
+"""Every rule's VALID/INVALID examples and every annotated fixture, checked on exact lines.
+
+Fixture annotations (semgrep-style): `# expect: ID` on a line where rule ID must fire,
+`# ok: ID` on a line where it must not, `# known-miss: ...` for honest gaps (not checked);
+`# expect-decoded: ID LINE` for a finding inside a self-extracting wrapper's decoded payload.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from audit.findings import Severity, Verdict, roll_up
+from audit.static import RULES, audit_file, audit_source
+
+FIXTURES = Path(__file__).parent / "fixtures" / "audit"
+ANNOT = re.compile(r"#\s*(expect|ok):\s*(PG-[A-Z0-9]+-\d{3})")
+DECODED = re.compile(r"#\s*expect-decoded:\s*(PG-[A-Z0-9]+-\d{3})\s+(\d+)")
+
+EXAMPLES = [(rid, i, src, None) for rid, cls in RULES.items() for i, src in enumerate(cls.VALID)]
+EXAMPLES += [(rid, i, src, line) for rid, cls in RULES.items() for i, (src, line) in enumerate(cls.INVALID)]
+
+
+@pytest.mark.parametrize("rule_id,index,src,line", EXAMPLES, ids=[f"{e[0]}-{'invalid' if e[3] else 'valid'}-{e[1]}" for e in EXAMPLES])
+def test_rule_example(rule_id, index, src, line):
+    lines = [f.location.line for f in audit_source(src, "example.py") if f.rule_id == rule_id]
+    if line is None:
+        assert lines == [], f"{rule_id} fired on its VALID example at {lines}"
+    else:
+        assert line in lines, f"{rule_id} should fire on line {line}, fired on {lines}"
+
+
+def test_every_rule_has_examples_and_rationale():
+    for rid, cls in RULES.items():
+        assert re.fullmatch(r"PG-[A-Z0-9]+-\d{3}", rid)
+        assert cls.VALID and cls.INVALID, rid
+        assert len(cls.rationale()) > 40, rid
+
+
+FIXTURE_FILES = sorted(FIXTURES.glob("*.py"))
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=[p.stem for p in FIXTURE_FILES])
+def test_annotated_fixture(path):
+    result = audit_file(path)
+    by_rule: dict[str, set[int]] = {}
+    for f in result.findings:
+        if f.location is not None and f.location.path == str(path):
+            by_rule.setdefault(f.rule_id, set()).add(f.location.line)
+    text = path.read_text()
+    expected_any = False
+    for no, line in enumerate(text.splitlines(), 1):
+        for kind, rid in ANNOT.findall(line):
+            got = by_rule.get(rid, set())
+            if kind == "expect":
+                expected_any = True
+                assert no in got, f"{path.name}:{no}: {rid} expected, fired on {sorted(got)}"
+            else:
+                assert no not in got, f"{path.name}:{no}: {rid} must not fire here"
+        for rid, dline in DECODED.findall(line):
+            decoded = {f.location.line for f in result.findings if f.rule_id == rid and f.location.path.endswith("#decoded")}
+            assert int(dline) in decoded, f"{rid} expected at decoded line {dline}, got {sorted(decoded)}"
+    if path.stem.startswith("known_"):
+        return  # honest gaps: documented with `# known-miss`, nothing asserted
+    if path.stem.startswith("legal_"):
+        assert result.verdict is Verdict.PASS, [f.to_dict() for f in result.findings]
+        assert not [f for f in result.findings if f.severity is Severity.ERROR]
+    else:
+        assert expected_any and result.verdict is Verdict.FAIL
+
+
+def test_comment_in_audited_code_cannot_waive():
+    src = (FIXTURES / "adapt_then_restore.py").read_text().replace("# expect: PG-C3-001", "# noqa  # pgolf: waive PG-C3-001")
+    assert roll_up(audit_source(src, "x.py")) is Verdict.FAIL
+
+
+def test_dormant_flag_is_warning_and_record_evidence_turns_it_on(tmp_path):
+    src = (FIXTURES / "prequant_adamw.py").read_text().replace('"PREQUANT_EPOCHS", "8"', '"PREQUANT_EPOCHS", "0"')
+    rec = tmp_path / "2026-01-01_X"
+    rec.mkdir()
+    (rec / "train_gpt.py").write_text(src)
+    found = [f for f in audit_file(rec / "train_gpt.py").findings if f.rule_id == "PG-C3-002"]
+    assert found and found[0].severity is Severity.WARNING and found[0].data["state"] == "dormant"
+    (rec / "README.md").write_text("Run:\n\n    PREQUANT_EPOCHS=6 torchrun --nproc_per_node=8 train_gpt.py\n")
+    found = [f for f in audit_file(rec / "train_gpt.py").findings if f.rule_id == "PG-C3-002"]
+    assert found[0].severity is Severity.ERROR and found[0].data["state"] == "enabled"
+    assert any(s.location is not None and s.location.path.endswith("README.md") and s.location.line == 3 for s in found[0].evidence)
+    (rec / "README.md").unlink()
+    (rec / "train_seed1337.log").write_text("logs/x.txt\nprequant_epochs: 4 val_files: ./data/fineweb_val_*.bin\n")
+    found = [f for f in audit_file(rec / "train_gpt.py").findings if f.rule_id == "PG-C3-002"]
+    assert found[0].data["state"] == "enabled"
+    assert any(s.location is not None and s.location.path.endswith("train_seed1337.log") for s in found[0].evidence)
