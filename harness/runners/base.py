@@ -34,8 +34,13 @@ class RunSpec:
     timeout_s: float = 1230.0  # train budget + eval budget + grace, from the ruleset
     data_dir: Path | None = None  # mounted read-only by isolating runners
     extra: dict[str, Any] = field(default_factory=dict)
+    # The exact command, when not the standard torchrun launch: e.g. ("python", "train_gpt.py")
+    # for a record that is not distributed, or for the harness's own test scripts.
+    argv: tuple[str, ...] = ()
 
     def command(self) -> list[str]:
+        if self.argv:
+            return list(self.argv)
         return ["torchrun", "--standalone", f"--nproc_per_node={self.nproc}", self.entry]
 
 
