@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -40,14 +42,21 @@ def main(argv=None) -> int:
         ast.parse(t)
     t_ast = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for t in texts:
         cst.parse_module(t)
-    t_cst = time.perf_counter() - t0
+    t_cst, c_cst = time.perf_counter() - t0, time.process_time() - c0
 
+    load = os.getloadavg()[0]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    c0 = time.process_time()
     t0 = time.perf_counter()
     results = audit_paths(files, jobs=args.jobs)
     t_audit = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds of the audit itself (workers, or this process with --jobs 1): unlike wall
+    # time, it does not grow when other processes share the cores
+    c_audit = (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime) + (time.process_time() - c0)
     cpu = sum(r.seconds for r in results)
     verdicts = {}
     for r in results:
@@ -56,11 +65,13 @@ def main(argv=None) -> int:
     print(f"files              {len(files)}")
     print(f"lines              {lines}")
     print(f"stdlib ast parse   {t_ast:7.2f} s")
-    print(f"bare libcst parse  {t_cst:7.2f} s  (sequential)")
-    print(f"audit wall         {t_audit:7.2f} s  (--jobs {args.jobs})")
+    print(f"bare libcst parse  {t_cst:7.2f} s  (sequential; {c_cst:.2f} s cpu)")
+    print(f"audit wall         {t_audit:7.2f} s  (--jobs {args.jobs}; load average {load:.2f} before it)")
+    print(f"audit cpu          {c_audit:7.2f} s  (all workers; /{args.jobs} = {c_audit / args.jobs:.2f} s wall on {args.jobs} idle cores)")
     print(f"audit per file     {t_audit / len(files) * 1000:7.1f} ms wall, {cpu / len(files) * 1000:.1f} ms cpu in workers")
     print(f"ratio wall/parse   {t_audit / t_cst:7.2f}x")
-    print(f"ratio cpu/parse    {cpu / t_cst:7.2f}x  (sum of per-file audit times incl. their own parse)")
+    print(f"ratio cpu/parse    {c_audit / c_cst:7.2f}x  (audit cpu over bare-parse cpu: load-independent)")
+    print(f"ratio worker/parse {cpu / t_cst:7.2f}x  (sum of per-file wall times in workers incl. their own parse)")
     print(f"verdicts           {', '.join(f'{k} {v}' for k, v in sorted(verdicts.items()))}")
     return 0
 

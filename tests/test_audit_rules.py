@@ -91,3 +91,25 @@ def test_dormant_flag_is_warning_and_record_evidence_turns_it_on(tmp_path):
     found = [f for f in audit_file(rec / "train_gpt.py").findings if f.rule_id == "PG-C3-002"]
     assert found[0].data["state"] == "enabled"
     assert any(s.location is not None and s.location.path.endswith("train_seed1337.log") for s in found[0].evidence)
+
+
+OFFSETS = [
+    ("chunks[k - 1]", {}, True), ("chunks[k]", {}, False), ("chunks[:k]", {}, True), ("chunks[2 * k - 1]", {}, False),
+    ("toks[(k - 1) * n:k * n + 1]", {}, True), ("toks[(k - 1) * 100:k * 100 + 1]", {}, True),
+    ("toks[(k - 1) * n:(k + 1) * n]", {}, False), ("toks[(k - 1) * n:]", {}, False), ("toks[k - 1:k + 1]", {}, False),
+    ("toks[(k - 1) * 100:k * 100 + 2]", {}, False), ("toks[f(k - 1)]", {}, False), ("toks[b, (k - 1) * n:k * n]", {}, True),
+    ("toks[s:s + n + 1]", {"s": "(k - 1) * n"}, True), ("toks[s:s + n + 1]", {"s": "k * n"}, False),
+    ("toks[s:e]", {"s": "(k - 1) * args.chunk", "e": "s + 2 * args.chunk"}, False),
+]
+
+
+@pytest.mark.parametrize("expr,assigns,want", OFFSETS, ids=[o[0] for o in OFFSETS])
+def test_earlier_offsets(expr, assigns, want):
+    """Which subscripts select only blocks before the loop variable's (train on chunk k-1)."""
+    import libcst as cst
+
+    from audit.static.offsets import earlier
+
+    node = cst.parse_expression(expr)
+    bound = {k: cst.parse_expression(v) for k, v in assigns.items()}
+    assert (earlier(node.slice, bound, {"k": 1}) == {"k"}) is want

@@ -50,9 +50,26 @@ def _parse_failure(path: str, problem: str, line: int | None = None) -> Finding:
                    Location(path, line), (), "high", True)
 
 
+def _no_validation(self) -> None:
+    return None
+
+
+def _parse_unvalidated(text: str) -> cst.Module:
+    """`cst.parse_module` without the per-node `_validate()` that every libcst node runs in
+    `__post_init__` (libcst's own comment there marks it as a cost to avoid when parsing):
+    the parser only builds valid nodes, and the checks cost ~10% of the parse on the merged
+    records. The hook is restored at once; the tree is identical (`deep_equals`)."""
+    saved = cst.CSTNode.__post_init__
+    cst.CSTNode.__post_init__ = _no_validation
+    try:
+        return cst.parse_module(text)
+    finally:
+        cst.CSTNode.__post_init__ = saved
+
+
 def _parse(text: str, path: str) -> tuple[cst.Module | None, Finding | None]:
     try:
-        return cst.parse_module(text), None
+        return _parse_unvalidated(text), None
     except cst.ParserSyntaxError as e:
         line = e.raw_line
         try:  # the stdlib parser names the line a reader expects; libcst names where it gave up
@@ -247,7 +264,21 @@ def collect_targets(path: Path) -> list[Path]:
 
 
 def audit_paths(files: list[Path], jobs: int = 1) -> list[FileResult]:
+    """Results in the order of `files`. With workers, the largest files start first so that
+    no big file is left running alone at the end (the merged records range 0.3k-3k lines)."""
     if jobs <= 1 or len(files) <= 1:
         return [audit_file(f) for f in files]
+    order = sorted(range(len(files)), key=lambda i: -_size(files[i]))
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(audit_file, files, chunksize=1))
+        done = list(pool.map(audit_file, [files[i] for i in order], chunksize=1))
+    out: list = [None] * len(files)
+    for i, r in zip(order, done):
+        out[i] = r
+    return out
+
+
+def _size(path: Path) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0

@@ -3,6 +3,10 @@
 Labels on values:
   val     derived from validation tokens (a `fineweb_val_*` path, a `val_tokens`-like name,
           or anything computed from one: slices, `.to()/.view()`, model outputs, losses)
+  vp:ID   validation tokens from an earlier iteration of loop ID (a loop-carried `prev` chunk,
+          `chunks[k - 1]`): already scored there, so learning from them is score-first (C3).
+          Set only while the tracer walks a loop; resolved events carry "val" for either kind
+          and "val:now" when this iteration's tokens are in it (trace._final_labels)
   train   derived from training shards
   target  the shifted half of a validation sequence (`chunk[1:]`), the token being scored
   thash   arithmetic that mixes the target into a key (`(ctx * P + y) % M`)
@@ -20,6 +24,7 @@ import re
 from typing import Any
 
 from audit.static.ir import Call, Function, ModuleIR
+from audit.static.offsets import earlier
 
 VAL_STRING = re.compile(r"fineweb_val|(^|[/_])val_[0-9]*\*?\.bin|_val_\*|/val\b")
 TRAIN_STRING = re.compile(r"fineweb_train|(^|[/_])train_[0-9]*\*?\.bin|_train_\*")
@@ -43,6 +48,31 @@ def has(labels, name: str) -> bool:
 
 def to_param(labels) -> set:
     return {l if l[0] == "@" else "@" + l for l in labels if not l.startswith("p:")}
+
+
+def is_val(labels) -> bool:
+    """Validation data of this iteration ("val") or of an earlier iteration of a loop ("vp:ID")."""
+    if "val" in labels or "@val" in labels:
+        return True
+    return any(l.startswith(("vp:", "@vp:")) for l in labels)
+
+
+def to_prior(labels, loop_id: int) -> set:
+    """The labels of a value that comes from an earlier iteration of loop `loop_id` (a name the
+    loop body assigns, read before this iteration assigns it; `chunks[k - 1]`): its validation
+    tokens are already-scored ones ("vp:ID"); a parameter symbol p:x becomes pv:ID:x, which the
+    call site resolves to the prior form of the argument's labels."""
+    out = set()
+    for l in labels:
+        if l == "val":
+            out.add(f"vp:{loop_id}")
+        elif l == "@val":
+            out.add(f"@vp:{loop_id}")
+        elif l.startswith("p:"):
+            out.add(f"pv:{loop_id}:{l[2:]}")
+        else:
+            out.add(l)
+    return out
 HASH_OPS = frozenset({"BitXor", "Multiply", "Modulo", "LeftShift", "RightShift", "BitAnd", "BitOr"})
 # calls that keep target-ness (conversions/elementwise); any other call drops the special labels
 KEEP_SPECIAL = frozenset({"long", "int", "to", "view", "reshape", "flatten", "cuda", "cpu", "contiguous", "unsqueeze",
@@ -90,6 +120,8 @@ class Flow:
         self._reads: set = set()
         self.override: dict | None = None  # set by the tracer: flow-sensitive locals of one function
         self.override_fn: Function | None = None
+        self.loopvars: dict[str, int] = {}  # set by the tracer: loop variable -> its loop's id
+        self._earlier: dict = {}  # (slice, function, loop variables) -> offsets.earlier(...)
         self.tuple_len: dict[str, int] = {}  # functions whose every return is a k-tuple literal
         for m in modules:
             for f in m.functions.values():
@@ -189,7 +221,7 @@ class Flow:
             const = self.constants.get(name) if name not in fn.locals or fn.qual == "<module>" else None
             if const is not None:
                 out = out | _string_labels(const)
-            if has(out, "val") and name in TARGET_NAMES:
+            if name in TARGET_NAMES and is_val(out):
                 out = out | {"target"}
             return out
         if tag == "a":
@@ -205,15 +237,22 @@ class Flow:
         if tag == "i":
             base = self.L(v[1], fn)
             idx = self.L(v[2], fn)
+            if self.loopvars and fn is self.override_fn and is_val(base):  # `chunks[k - 1]`
+                key = (id(v[3]), fn.qual, tuple(self.loopvars))
+                back = self._earlier.get(key)
+                if back is None:
+                    back = self._earlier[key] = earlier(v[3], fn.assigns, self.loopvars)
+                if back:
+                    base = to_prior(base, self.loopvars[min(back)])
             out = base | (idx - SPECIAL)
-            if has(idx, "shift") and has(base, "val"):
+            if has(idx, "shift") and is_val(base):
                 out = out | {"target"}
             elif has(idx, "target"):
                 out = out | ({"tkeyed"} if has(idx, "thash") else {"tprob"})
             return out
         if tag == "t":
             inner = self.L(v[1], fn)
-            return inner | {"target"} if has(inner, "val") else inner
+            return inner | {"target"} if is_val(inner) else inner
         if tag == "shift":
             return self.L(v[1], fn) | {"shift"}
         if tag == "b":

@@ -7,6 +7,7 @@ list of statements whose expressions are small tuples ("value trees"):
     ("n", name)                 a variable read            ("a", recv, attr)  attribute read
     ("s", text)                 a string literal           ("c", call)        a call (see Call)
     ("i", value, index)         subscript with an index    ("t", value)       a `[1:]`-style slice
+    (the libcst slice elements ride along as a 4th item, for audit.static.offsets)
     ("b", op, left, right)      binary operation           ("u", parts)       anything else: union
     None                        no data (numbers, `len(...)`, shapes)
 
@@ -207,6 +208,8 @@ class Builder:
                     out.append(("assign", ("a", s.target.value), self.vx(s.value), line))
         elif isinstance(s, cst.AugAssign):
             t = self.tx(s.target)
+            if isinstance(s.target, cst.Name):
+                fn.assigns[s.target.value] = None  # several values: not a single binding
             out.append(("aug", t, type(s.operator).__name__, self.vx(s.value), line))
         elif isinstance(s, cst.Expr):
             out.append(("expr", self.vx(s.value), line))
@@ -342,7 +345,7 @@ class Builder:
         if isinstance(e, cst.Subscript):
             base = self.vx(e.value)
             if len(e.slice) == 1 and isinstance(e.slice[0].slice, cst.Index):
-                return ("i", base, self.vx(e.slice[0].slice.value))
+                return ("i", base, self.vx(e.slice[0].slice.value), e.slice)
             idx = []
             shifted = False
             for el in e.slice:
@@ -358,7 +361,7 @@ class Builder:
                     for b in (sl.lower, sl.upper):
                         if b is not None:
                             idx.append(self.vx(b))
-            v = ("i", base, ("u", tuple(i for i in idx if i is not None)))
+            v = ("i", base, ("u", tuple(i for i in idx if i is not None)), e.slice)
             return ("t", v) if shifted else v
         if isinstance(e, cst.BinaryOperation):
             return ("b", type(e.operator).__name__, self.vx(e.left), self.vx(e.right))

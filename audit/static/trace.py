@@ -10,15 +10,16 @@ first), the `if` guards it sits under (for dormant-flag analysis), whether it ru
 Event kinds: update (a `.backward()`/`autograd.grad` on a loss), score (a metric accumulator fed
 under no-grad), net, dyn (exec/dynamic import), calib (a GPTQ/Hessian/calibration call and the
 data it got), read (a data-loading call), oracle (min over losses), tkey (a read keyed by a hash
-of the target), mix (a target probability blended with a target-keyed lookup), free (a tensor
-created with requires_grad: a SLOT delta).
+of the target), mix (a target probability blended with a target-keyed lookup), tadj (a score
+of the target moved by a term computed from the target itself), free (a tensor created with
+requires_grad: a SLOT delta).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
 
-from audit.static.flow import MUTATORS, Flow, norm
+from audit.static.flow import MUTATORS, Flow, is_val, norm, to_prior
 from audit.static.ir import Call, Function
 
 NET_CALLS = ("urllib.request.urlopen", "urllib.request.urlretrieve", "urllib.urlopen", "requests.", "httpx.",
@@ -100,12 +101,12 @@ class Tracer:
             return []
         self.active.add(fn.qual)
         out: list[Event] = []
-        saved = (self.flow.override, self.flow.override_fn)
-        self.flow.override, self.flow.override_fn = {}, fn
+        saved = (self.flow.override, self.flow.override_fn, self.flow.loopvars)
+        self.flow.override, self.flow.override_fn, self.flow.loopvars = {}, fn, {}
         try:
             self.body(fn.body, fn, out, loops=(), guards=(), nograd=fn.nograd)
         finally:
-            self.flow.override, self.flow.override_fn = saved
+            self.flow.override, self.flow.override_fn, self.flow.loopvars = saved
         self.active.discard(fn.qual)
         self.memo[fn.qual] = out
         return out
@@ -148,16 +149,19 @@ class Tracer:
                 self.value(s[2], fn, out, s[5], loops, guards, nograd)
                 loop = Loop(s[6], "for", _names(s[1]), s[7], fn.path, s[5], fn.qual)
                 g = guards + (Guard(s[7], True, fn.path, s[5], len(loops), "range", fn.qual),)
-                before = self._enter_loop(s[3])
+                before = self._enter_loop(s[3], s[6])
                 for n in _names(s[1]):
                     self.flow.override[n] = set(self.flow.L(s[2], fn))
+                saved_vars = self.flow.loopvars
+                self.flow.loopvars = {**saved_vars, **{n: s[6] for n in _names(s[1])}}
                 self.body(s[3], fn, out, loops + (loop,), g, nograd)
+                self.flow.loopvars = saved_vars
                 self._merge(before)
                 self.body(s[4], fn, out, loops, guards, nograd)
             elif tag == "while":
                 self.value(s[1], fn, out, s[3], loops, guards, nograd)
                 loop = Loop(s[4], "while", (), s[5], fn.path, s[3], fn.qual)
-                before = self._enter_loop(s[2])
+                before = self._enter_loop(s[2], s[4])
                 self.body(s[2], fn, out, loops + (loop,), guards, nograd)
                 self._merge(before)
             elif tag == "if":
@@ -197,16 +201,31 @@ class Tracer:
                     for n in _names(t):
                         ov.pop(n, None)
 
-    def _enter_loop(self, body) -> dict:
-        """Names a loop body assigns may carry values from the previous iteration: forget their
-        path-specific labels (fall back to the union over all assignments)."""
-        before = dict(self.flow.override)
-        assigned: list = []
-        _assignments(body, assigned)
-        for n, _ in assigned:
-            self.flow.override.pop(n, None)
-        for n in _loop_targets(body):
-            self.flow.override.pop(n, None)
+    def _enter_loop(self, body, loop_id: int) -> dict:
+        """At the head of an iteration, a name the body assigns or mutates holds its value from
+        before the loop or from an earlier iteration: validation tokens in the latter were
+        already scored by that iteration ("vp:ID", see flow.to_prior). The body's own
+        assignments then give this iteration's labels along each path; a path join keeps both."""
+        ov = self.flow.override
+        before = dict(ov)
+        writes: dict = {}
+        for n, v in _assignments_list(body):
+            writes.setdefault(n, []).append(v)
+        for n, v in _mutated(body) + _tuple_writes(body):
+            writes.setdefault(n, []).append(v)
+        names = set(writes) | set(_loop_targets(body))
+        fn = self.flow.override_fn
+        here = set(writes) | set(_loop_targets(body))
+        for n in names:
+            if not all(_this_iteration_value(v, here) for v in writes.get(n, [None])):
+                ov.pop(n, None)  # e.g. a prefetched next chunk: not known to be scored already
+                continue
+            carried = to_prior(self.flow.get(self.flow.key(fn, n)), loop_id) if fn is not None else set()
+            if n in before:
+                carried |= before[n]
+            elif fn is not None and n in fn.params:
+                carried.add("p:" + n)  # the argument's own value on the first iteration
+            ov[n] = carried
         return before
 
     def _merge(self, other: dict) -> None:
@@ -217,7 +236,7 @@ class Tracer:
 
     def score(self, fn, out, line, loops, guards, nograd, v, name) -> None:
         raw = self.flow.L(v, fn)
-        if "val" in norm(raw) and name and SCORE_ACC.search(name):
+        if name and SCORE_ACC.search(name) and is_val(norm(raw)):
             # a metric accumulator outside no_grad still scores (SLOT scores after its own
             # no_grad block) as long as it does not accumulate the loss that was backpropagated
             trained = self.backward_names(fn)
@@ -239,7 +258,7 @@ class Tracer:
                 arg = exprs.get(p)
                 if arg is not None and arg[0] == "a" and not DATA_ATTR.search(arg[2]):
                     continue  # `val_data.sp`: the tokenizer riding on the val container
-                if "val" in norm(labs) and any(u is None or DATA_ATTR.search(u) for u in _param_uses(f.body, p)):
+                if is_val(norm(labs)) and any(u is None or DATA_ATTR.search(u) for u in _param_uses(f.body, p)):
                     return False
         return True
 
@@ -280,6 +299,8 @@ class Tracer:
                 left, right = norm(rl), norm(rr)
                 if ("tprob" in left and "tkeyed" in right) or ("tprob" in right and "tkeyed" in left):
                     out.append(Event("mix", frozenset(rl | rr), fn.path, line, fn.qual, loops, guards, nograd))
+                elif ((_target_only_term(left, right) and _scorey(v[2])) or (_target_only_term(right, left) and _scorey(v[3]))):
+                    out.append(Event("tadj", frozenset(rl | rr), fn.path, line, fn.qual, loops, guards, nograd))
         elif tag in ("a", "t", "shift"):
             self.value(v[1], fn, out, line, loops, guards, nograd)
         elif tag == "u":
@@ -309,7 +330,7 @@ class Tracer:
             ev("dyn", (), call=q)
         if _oracle_shape(c):
             labs = [flow.L(a, fn) for a in c.args] + ([flow.L(c.recv, fn)] if c.attr else [])
-            if any("val" in norm(lab) for lab in labs) and _mentions(c, SCOREY):
+            if any(is_val(norm(lab)) for lab in labs) and _mentions(c, SCOREY):
                 ev("oracle", set().union(*labs), call=q or c.attr)
         targets, skip = flow.resolve(c, fn)
         labs_args = set()
@@ -350,8 +371,38 @@ class Tracer:
             for f in roots:
                 if f.qual not in self.inlined:
                     events = events + self.memo.get(f.qual, [])
-        return [replace(e, labels=frozenset(l for l in e.labels if l[0] != "@" and not l.startswith("p:")))
-                for e in events]
+        return [replace(e, labels=_final_labels(e.labels)) for e in events]
+
+
+def _target_only_term(p: frozenset, q: frozenset) -> bool:
+    """`p` is the target's (log-)probability and `q` a term computed from the target itself
+    (`beta * (y == hint)`), not another distribution indexed by it: adding q moves only the
+    realized token's score."""
+    return "tprob" in p and "target" in q and not ({"tprob", "tkeyed"} & q)
+
+
+_SCORE_CALLS = frozenset({"cross_entropy", "nll_loss", "log_softmax", "log", "logsumexp"})
+
+
+def _scorey(v) -> bool:
+    """The operand is a score (`nll`, `logp[...]`, `F.cross_entropy(...)`), not index arithmetic
+    that happens to use a gathered value (`bins * V + y`)."""
+    for n in _names_read(v):
+        if SCOREY.search(n):
+            return True
+    return _has_call(v, _SCORE_CALLS)
+
+
+def _final_labels(labels) -> frozenset:
+    """Context-free labels of a resolved event. "val" marks any validation data (this
+    iteration's or an earlier one's), "val:now" data of the current iteration; "vp:ID" stays
+    for data from earlier iterations of loop ID."""
+    out = {l for l in labels if l[0] != "@" and not l.startswith(("p:", "pv:"))}
+    if "val" in out:
+        out.add("val:now")
+    elif any(l.startswith("vp:") for l in out):
+        out.add("val")
+    return frozenset(out)
 
 
 def _subst(labels: frozenset, bound: dict, params: set) -> frozenset:
@@ -364,6 +415,12 @@ def _subst(labels: frozenset, bound: dict, params: set) -> frozenset:
                 out |= bound.get(name, set())
             else:
                 out.add(l)  # a closure's free variable: the enclosing call site resolves it
+        elif l.startswith("pv:"):  # a parameter's value from an earlier iteration of a loop
+            _, lid, name = l.split(":", 2)
+            if name in params:
+                out |= to_prior(bound.get(name, set()), int(lid))
+            else:
+                out.add(l)
         elif l[0] != "@":
             out.add(l)
     return frozenset(out)
@@ -461,6 +518,72 @@ def _collect_backward(body, out: set) -> None:
                 changed = True
 
 
+def _sub_bodies(s) -> tuple:
+    """The nested statement lists of one IR statement (loop/if bodies, with, try blocks)."""
+    tag = s[0]
+    if tag in ("for", "if"):
+        return (s[3], s[4])
+    if tag == "while":
+        return (s[2],)
+    if tag == "with":
+        return (s[3],)
+    if tag == "block":
+        return (s[1],)
+    return ()
+
+
+def _assignments_list(body) -> list:
+    out: list = []
+    _assignments(body, out)
+    return out
+
+
+def _mutated(body) -> list:
+    """(name, value) for each in-place change in a body: `buf.append(x)`, `buf[i] = x`."""
+    out: list = []
+    for s in body:
+        tag = s[0]
+        if tag == "expr" and s[1] is not None and s[1][0] == "c":
+            c = s[1][1]
+            if c.attr in MUTATORS and c.recv is not None:
+                v = c.recv
+                while v is not None and v[0] in ("i", "t"):
+                    v = v[1]
+                if v is not None and v[0] == "n":
+                    out += [(v[1], a) for a in c.args] or [(v[1], None)]
+        elif tag == "assign" and s[1][0] == "sub":
+            n = _target_name(s[1])
+            if n:
+                out.append((n, s[2]))
+        for sub in _sub_bodies(s):
+            out += _mutated(sub)
+    return out
+
+
+def _tuple_writes(body) -> list:
+    """(name, value) for `a, b = value` anywhere in a body (`x, y = chunk[:-1], chunk[1:]` is
+    split by the IR into plain assignments already)."""
+    out: list = []
+    for s in body:
+        if s[0] == "assign" and s[1][0] == "tuple":
+            out += [(n, s[2]) for n in _names(s[1])]
+        for sub in _sub_bodies(s):
+            out += _tuple_writes(sub)
+    return out
+
+
+_SAME_DATA = frozenset({"clone", "detach", "to", "cpu", "cuda", "contiguous", "long", "int"})
+
+
+def _this_iteration_value(v, here: set) -> bool:
+    """A value the loop body hands to the next iteration as "already scored": a name the body
+    itself binds (`prev = chunk`, `scored.append(chunk)`), maybe copied (`chunk.clone()`).
+    Anything computed afresh (`val_tokens[(k + 1) * n:...]`, a prefetched next chunk) is not."""
+    while v is not None and v[0] == "c" and v[1].attr in _SAME_DATA and v[1].recv is not None:
+        v = v[1].recv
+    return v is None or (v[0] == "n" and v[1] in here)
+
+
 def _assignments(body, out: list) -> None:
     for s in body:
         tag = s[0]
@@ -468,7 +591,7 @@ def _assignments(body, out: list) -> None:
             out.append((s[1][1], s[2]))
         elif tag == "aug" and s[1][0] == "n":
             out.append((s[1][1], s[3]))
-        for sub in (s[3], s[4]) if tag in ("for", "if") else (s[2],) if tag == "while" else (s[3],) if tag == "with" else (s[1],) if tag == "block" else ():
+        for sub in _sub_bodies(s):
             _assignments(sub, out)
 
 
@@ -494,7 +617,7 @@ def _direct_backward(body, out: set) -> None:
                     stack.append(c.recv)
                 elif x[0] in ("u",):
                     stack.extend(x[1])
-        for sub in (s[3], s[4]) if tag in ("for", "if") else (s[2],) if tag == "while" else (s[3],) if tag == "with" else (s[1],) if tag == "block" else ():
+        for sub in _sub_bodies(s):
             _direct_backward(sub, out)
 
 
@@ -618,6 +741,6 @@ def _loop_targets(body) -> list[str]:
             out += list(_names(s[1]))
         if tag == "assign" and s[1][0] == "tuple":
             out += list(_names(s[1]))
-        for sub in (s[3], s[4]) if tag in ("for", "if") else (s[2],) if tag == "while" else (s[3],) if tag == "with" else (s[1],) if tag == "block" else ():
+        for sub in _sub_bodies(s):
             out += _loop_targets(sub)
     return out

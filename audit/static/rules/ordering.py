@@ -23,6 +23,18 @@ def _free_in(prog: Program, u, loops) -> bool:
     return False
 
 
+def _only_earlier(u, s, loops) -> bool:
+    """True when update `u` learns only from validation tokens of earlier iterations of the
+    loops it shares with score `s` (a loop-carried `prev` chunk, `chunks[k - 1]`, a list of
+    scored chunks), while `s` scores this iteration's tokens: those tokens were scored by an
+    earlier iteration, before this update, which is score-first (C3)."""
+    if "val:now" in u.labels or "val:now" not in s.labels:
+        return False
+    ids = {lp.node_id for lp in loops}
+    prior = {int(l[3:]) for l in u.labels if l.startswith("vp:")}
+    return bool(prior) and prior <= ids
+
+
 class AdaptBeforeScore(Rule):
     """C3 (score before update): within one iteration of a chunk/batch loop, a gradient update
     fed by validation tokens runs before those tokens' score is accumulated, so the score comes
@@ -46,6 +58,52 @@ def main(model, opt):
             opt.step()
 main(m, o)
 """]
+    VALID += [_HEAD + """
+def main(model, opt):
+    loss_sum = 0.0
+    prev = None
+    for ci in range(10):
+        chunk = val_tokens[ci * 100:(ci + 1) * 100 + 1]
+        if prev is not None:
+            model(prev).backward()
+            opt.step()
+        with torch.no_grad():
+            loss_sum += model(chunk)
+        prev = chunk
+main(m, o)
+""", _HEAD + """
+def main(model, opt, chunks):
+    loss_sum = 0.0
+    for k in range(len(chunks)):
+        if k > 0:
+            model(chunks[k - 1]).backward()
+            opt.step()
+        with torch.no_grad():
+            loss_sum += model(chunks[k])
+main(m, o, [val_tokens[i:i + 101] for i in range(0, 1000, 100)])
+""", _HEAD + """
+def main(model, opt):
+    loss_sum = 0.0
+    scored = []
+    for k in range(10):
+        if scored:
+            model(torch.cat(scored)).backward()
+            opt.step()
+        chunk = val_tokens[k * 100:(k + 1) * 100 + 1]
+        with torch.no_grad():
+            loss_sum += model(chunk)
+        scored.append(chunk)
+main(m, o)
+""", _HEAD + """
+def main(model, opt):
+    loss_sum = 0.0
+    for k in range(1, 10):
+        model(val_tokens[(k - 1) * 100:k * 100 + 1]).backward()
+        opt.step()
+        with torch.no_grad():
+            loss_sum += model(val_tokens[k * 100:(k + 1) * 100 + 1])
+main(m, o)
+"""]
     INVALID = [(_HEAD + """
 def main(model, opt):
     loss_sum = 0.0
@@ -56,7 +114,37 @@ def main(model, opt):
         with torch.no_grad():
             loss_sum += model(chunk)
 main(m, o)
-""", 8)]
+""", 8), (_HEAD + """
+def main(model, opt):
+    loss_sum = 0.0
+    seen = []
+    for ci in range(10):
+        chunk = val_tokens[ci * 100:(ci + 1) * 100]
+        seen.append(chunk)
+        model(torch.cat(seen)).backward()
+        opt.step()
+        with torch.no_grad():
+            loss_sum += model(chunk)
+main(m, o)
+""", 10), (_HEAD + """
+def main(model, opt, chunks):
+    loss_sum = 0.0
+    for k in range(1, len(chunks)):
+        model(chunks[k - 1]).backward()
+        opt.step()
+        with torch.no_grad():
+            loss_sum += model(chunks[k - 1])
+main(m, o, [val_tokens[i:i + 101] for i in range(0, 1000, 100)])
+""", 7), (_HEAD + """
+def main(model, opt):
+    loss_sum = 0.0
+    for k in range(1, 10):
+        model(val_tokens[(k - 1) * 100:(k + 1) * 100]).backward()
+        opt.step()
+        with torch.no_grad():
+            loss_sum += model(val_tokens[k * 100:(k + 1) * 100 + 1])
+main(m, o)
+""", 7)]
 
     def check(self, prog: Program) -> None:
         scores = prog.val_scores()
@@ -64,6 +152,8 @@ main(m, o)
             for j, s in scores:
                 loops = shared_loops(u, s)
                 if j > i and loops:
+                    if _only_earlier(u, s, loops):
+                        continue  # trains on chunks scored by earlier iterations: legal
                     if _free_in(prog, u, loops):
                         break  # a SLOT delta: PG-C1-002 reports it
                     if _epoch_loop(loops[-1]):
@@ -195,8 +285,101 @@ def main(model, opt):
 main(m, o)
 """, 13)]
 
+    INVALID += [(_HEAD + """
+def score_first(model, opt):
+    loss_sum = 0.0
+    for ci in range(10):
+        chunk = val_tokens[ci * 100:(ci + 1) * 100]
+        with torch.no_grad():
+            loss_sum += model(chunk)
+        model(chunk).backward()
+        opt.step()
+    return loss_sum
+def main(model, opt):
+    first = score_first(model, opt)
+    final_loss = 0.0
+    with torch.no_grad():
+        for ci in range(10):
+            final_loss += model(val_tokens[ci * 100:(ci + 1) * 100])
+    print(final_loss)
+main(m, o)
+""", 18), (_HEAD + """
+def ttt_pass(model, opt):
+    loss_sum = 0.0
+    for ci in range(10):
+        chunk = val_tokens[ci * 100:(ci + 1) * 100]
+        with torch.no_grad():
+            loss_sum += model(chunk)
+        model(chunk).backward()
+        opt.step()
+    return loss_sum
+def main(model, opt):
+    ttt_pass(model, opt)
+    val_loss = ttt_pass(model, opt)
+    print(val_loss)
+main(m, o)
+""", 9)]
+
     def check(self, prog: Program) -> None:
         _uncovered(prog, self, "re")
+        _rescored(prog, self)
+
+
+def _exclusive(a, b) -> bool:
+    """Two events on opposite branches of one condition (two eval modes behind a flag):
+    `if c: ... else: ...`, or `if c:` and later `if not c:` in the same function."""
+    for g in a.guards:
+        if g.kind != "if":
+            continue
+        for h in b.guards:
+            if h.kind != "if":
+                continue
+            if g.test is h.test:
+                if g.polarity != h.polarity:
+                    return True
+                continue
+            if g.fn == h.fn:
+                (tg, pg), (th, ph) = _condition(g), _condition(h)
+                if tg and tg == th and pg != ph:
+                    return True
+    return False
+
+
+def _condition(g) -> tuple[str, bool]:
+    """A guard's test as text without leading `not`s, and the polarity that makes it hold."""
+    import libcst as cst
+
+    node, pol = g.test, g.polarity
+    while isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
+        node, pol = node.expression, not pol
+    try:
+        return cst.Module([]).code_for_node(node), pol
+    except Exception:
+        return "", pol
+
+
+def _rescored(prog: Program, rule: Rule) -> None:
+    """C4 without a further update: a score-first pass adapted the model on tokens it had just
+    scored, and a later, separate scoring of validation tokens (a second pass, a "final" eval
+    after TTT) runs with that adapted model. Each token's first score came before the
+    adaptation; the later number scores it again with a model that learned from it."""
+    scores = prog.val_scores()
+    for i, u in prog.val_updates():
+        first = prog.covering_score(i, u)
+        if first is None:
+            continue
+        later = next((s for j, s in scores if j > i and not shared_loops(u, s) and not _exclusive(u, s)), None)
+        if later is None:
+            continue
+        ev = [_step("a score-first pass scores validation tokens here", first),
+              _step("then adapts the model on them here", u)]
+        msg = ("rescoring: validation tokens are scored again by the model a score-first pass adapted on them "
+               "(a C4 violation when this later number is the reported one)")
+        if _in_warmup(u):
+            prog.emit(rule, later, evidence=ev, severity=Severity.WARNING,
+                      message=msg + " (the adaptation is in a warm-up loop: check its weights are discarded)")
+        else:
+            prog.emit(rule, later, evidence=ev, message=msg, related=[u])
 
 
 class ValInTraining(Rule):
@@ -246,7 +429,7 @@ def _uncovered(prog: Program, rule: Rule, want: str) -> None:
         if kind != want:
             continue
         ev = [_step("validation tokens are scored afterwards here", later)] if later is not None else []
-        if any("warmup" in _iter_text(lp).lower() or any("warmup" in t for t in lp.targets) for lp in u.loops):
+        if _in_warmup(u):
             # compile warm-ups train throwaway adapters on a few val batches; a reviewer confirms
             prog.emit(rule, u, evidence=ev, severity=Severity.WARNING,
                       message=rule.message + " (inside a warm-up loop: check the adapted weights are discarded)")
@@ -318,6 +501,10 @@ main(m, o, 3)
             inner = u.loops[len(shared_loops(u, s)):]
             if any(_epoch_loop(lp) for lp in inner):
                 prog.emit(self, u)
+
+
+def _in_warmup(u) -> bool:
+    return any("warmup" in _iter_text(lp).lower() or any("warmup" in t for t in lp.targets) for lp in u.loops)
 
 
 def _epoch_loop(lp) -> bool:

@@ -1,6 +1,8 @@
 """Rules about what the scored probability may depend on (C1 lookahead, C2 normalization)."""
 from __future__ import annotations
 
+import re
+
 from audit.static.program import Program
 from audit.static.rules.base import Rule
 
@@ -93,6 +95,87 @@ def main(model, counts, totals):
 main(m, c, t)
 """, 12)]
 
+    INVALID += [(_HEAD + """
+def main(model, hints, beta):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            nll = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+            nll = nll - beta * (y == hints[i:i + 100]).float()
+            nll_sum += nll.sum()
+main(m, h, 0.5)
+""", 11)]
+    VALID += [_HEAD + """
+def main(model, hints, beta):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(x), -1)
+            p_hint = logp.gather(-1, hints[i:i + 100]).exp()
+            log_z = torch.log1p((torch.exp(beta) - 1) * p_hint)
+            nll = -logp.gather(-1, y) - beta * (y == hints[i:i + 100]).float() + log_z
+            nll_sum += nll.sum()
+main(m, h, 0.5)
+"""]
+
     def check(self, prog: Program) -> None:
         for _, e in prog.of("mix", "val"):
             prog.emit(self, e)
+        for _, e in prog.of("tadj", "val"):
+            if not _has_normalizer(prog, e):
+                prog.emit(self, e, message="unnormalized adjustment: only the target's score is moved by a term "
+                                           "computed from the target, with no normalizer over the vocabulary")
+
+
+NORMALIZERS = frozenset({"logsumexp", "log1p", "logaddexp", "log_softmax", "softmax"})
+_NORM_NAME = re.compile(r"log_?z|lse|normali[sz]|partition", re.I)
+
+
+def _has_normalizer(prog: Program, e) -> bool:
+    """Whether the adjusting function also computes something that reads like a log-normalizer
+    (`log_z`, `logsumexp`, `log1p((e^b - 1) p_hint)`) after the adjusted distribution: a tilt
+    renormalized over the vocabulary is a proper distribution (C2 holds). Deliberately
+    generous: an unnormalized boost is reported only when no such term is in sight."""
+    fn = next((m.functions.get(e.fn) for m in prog.flow.modules if e.fn in m.functions), None)
+    if fn is None:
+        return True
+    names: set = set()
+    calls: set = set()
+    _walk(fn.body, names, calls)
+    return bool(calls & NORMALIZERS) and (any(_NORM_NAME.search(n) for n in names) or "logsumexp" in calls or "logaddexp" in calls)
+
+
+def _walk(body, names: set, calls: set) -> None:
+    for s in body:
+        stack = [x for x in s[1:] if isinstance(x, tuple)]
+        for x in s[1:]:
+            if isinstance(x, list):
+                _walk(x, names, calls)
+        while stack:
+            v = stack.pop()
+            if not v:
+                continue
+            tag = v[0]
+            if tag == "n" and isinstance(v[1], str):
+                names.add(v[1])
+            elif tag == "c":
+                c = v[1]
+                calls.add(c.attr or (c.qual or "").rsplit(".", 1)[-1])
+                stack.extend(a for a in c.args if a)
+                stack.extend(a for a in c.kwargs.values() if a)
+                if c.recv:
+                    stack.append(c.recv)
+            elif tag in ("a", "t", "shift") and isinstance(v[1], tuple):
+                stack.append(v[1])
+            elif tag == "i":
+                stack.extend(p for p in v[1:3] if p)
+            elif tag == "b":
+                stack.extend(p for p in v[2:4] if p)
+            elif tag == "u":
+                stack.extend(p for p in v[1] if p)
+            elif tag == "tuple":
+                stack.extend(p for p in v[1] if isinstance(p, tuple))
