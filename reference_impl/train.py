@@ -36,6 +36,7 @@ from reference_impl.distributed import DistContext, setup, teardown
 from reference_impl.evaluate import eval_val
 from reference_impl.model import GPT
 from reference_impl.optim import EMA, SWA, LateQAT, build_optimizers, lr_scale, muon_momentum_at
+from reference_impl.posttrain import run_posttrain
 
 
 class Logger:
@@ -287,6 +288,7 @@ def main() -> None:
     result = train(model, compiled, hp, ctx, val, log)
     apply_average(result, log)
     final_eval(result, val, ctx, log)
+    run_posttrain(result, val, hp, ctx, log)  # quantize, artifact, round trip, sliding window, TTT
     teardown()
 
 
