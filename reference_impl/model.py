@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reference_impl.config import ModelConfig
+# One fake quantizer for QAT and export: training must see the grid the artifact stores.
+from reference_impl.quant import fake_quantize_rows
 
 
 @functools.lru_cache(maxsize=1)
@@ -35,15 +37,6 @@ def _flash_attn_3():
     except ImportError:
         return None
     return flash_attn_func
-
-
-def fake_quantize_rows(w: Tensor, bits: int) -> Tensor:
-    """Symmetric per-row quantize-dequantize with a straight-through gradient (late QAT)."""
-    qmax = 2 ** (bits - 1) - 1
-    with torch.no_grad():
-        scale = (w.float().abs().amax(dim=1, keepdim=True) / qmax).clamp_min(1e-8)
-        wq = (torch.clamp(torch.round(w.float() / scale), -qmax - 1, qmax) * scale).to(w.dtype)
-    return w + (wq - w).detach()
 
 
 class CastedLinear(nn.Linear):
