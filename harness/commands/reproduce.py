@@ -1,0 +1,119 @@
+"""`pgolf reproduce RECORD_DIR`: run a record's seeds, observe the limits, compare with its claims."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from harness.errors import InputError
+from harness.findings import exit_code
+
+EPILOG = """\
+examples:
+  pgolf reproduce records/track_10min_16mb/2026-03-23_LeakyReLU_LegalTTT_ParallelMuon \\
+      --data /data/fineweb10B_sp1024 --tokenizer /data/tokenizers/fineweb_1024_bpe.model --vocab-size 1024
+  pgolf reproduce RECORD --seeds 1337,42 --out repro/       # rerun the same command to resume
+  pgolf reproduce RECORD --force --against records/track_10min_16mb/<current record>
+  pgolf reproduce RECORD --nproc 2 --timeout 120 --format markdown > repro.md
+  pgolf reproduce RECORD --runner docker           # no network, read-only data, pinned image
+
+Each seed runs in a fresh copy of the record (OUT/seed_<S>/work) as
+  torchrun --standalone --nproc_per_node=N train_gpt.py
+with only SEED, DATA_PATH, TOKENIZER_PATH, VOCAB_SIZE, RUN_ID set (and PYTHONUNBUFFERED=1), in its
+own process group, killed at train + eval budget + grace of the record's rule set. Every line is
+stamped by the harness on arrival; times and bytes are measured, not read from the log.
+Finished seeds are kept (OUT/seed_<S>/result.json) and skipped when the command is rerun;
+Ctrl-C stops the running seed cleanly. The report goes to OUT/report.{txt,md,json} and OUT/plots/.
+
+exit codes: 0 nothing failed, 1 a rule failed, 2 unusable input, 130 interrupted.
+"""
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--seeds: expected comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise InputError(f"--seeds: need distinct seeds, got {text!r}")
+    return seeds
+
+
+def default_seeds(record_dir: Path) -> list[int]:
+    """The seeds the record claims (submission.json or its logs), else the usual three."""
+    from harness.reproduce_claims import load_claims
+
+    seeds = sorted(load_claims(record_dir).per_seed_bpb)
+    return seeds or [1337, 42, 2025]
+
+
+def _has_gpus() -> bool:
+    import shutil
+
+    return shutil.which("nvidia-smi") is not None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="run a record's seeds and compare with its claims",
+                       description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("record", type=Path, help="the record folder (with train_gpt.py)")
+    p.add_argument("--seeds", help="comma-separated seeds (default: the record's claimed seeds, else 1337,42,2025)")
+    p.add_argument("--out", type=Path, help="output folder (default ./pgolf-reproduce-<record name>)")
+    p.add_argument("--data", help="DATA_PATH for the runs (the dataset folder)")
+    p.add_argument("--tokenizer", help="TOKENIZER_PATH for the runs")
+    p.add_argument("--vocab-size", type=int, help="VOCAB_SIZE for the runs")
+    p.add_argument("--nproc", type=int, help="processes per node (default: all GPUs, 1 on CPU)")
+    p.add_argument("--runner", choices=("local", "docker"), default="local",
+                   help="local process group (default) or a locked-down container of the pinned image")
+    p.add_argument("--image", help="docker runner: the image (default: the one this checkout pins)")
+    p.add_argument("--launcher", choices=("torchrun", "python"), default="torchrun",
+                   help="torchrun (default) or plain `python train_gpt.py` for a record that is not distributed")
+    p.add_argument("--tolerance", type=float, default=0.003, help="allowed |reproduced - claimed| val_bpb (default 0.003)")
+    p.add_argument("--against", type=Path, help="record folder to beat (significance on reproduced val_loss)")
+    p.add_argument("--ruleset", help="rule set name or path (default: from the record's track)")
+    p.add_argument("--timeout", type=float, help="kill each seed after this many seconds (default: ruleset budgets + grace)")
+    p.add_argument("--force", action="store_true", help="redo seeds that already have a result")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="what to print at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.progress import make_progress
+    from harness.reproduce import ReproConfig, run_seeds
+    from harness.reproduce_report import build_report, render_markdown, render_text, write_report
+    from harness.report import render
+    from harness.runners import make_runner
+    from harness.runners.local import default_nproc
+
+    t_start = time.monotonic()
+    record = args.record
+    if not record.is_dir():
+        raise InputError("no such record folder", str(record))
+    if args.tolerance < 0:
+        raise InputError("--tolerance must be >= 0")
+    if args.against is not None and not args.against.is_dir():
+        raise InputError("no such record folder (--against)", str(args.against))
+    seeds = parse_seeds(args.seeds) if args.seeds else default_seeds(record)
+    out = args.out or Path.cwd() / f"pgolf-reproduce-{record.resolve().name}"
+    cfg = ReproConfig(record_dir=record, out_dir=out, seeds=seeds, data_path=args.data,
+                      tokenizer_path=args.tokenizer, vocab_size=args.vocab_size,
+                      nproc=args.nproc or default_nproc(), launcher=args.launcher, tolerance=args.tolerance,
+                      force=args.force, against=args.against, ruleset=args.ruleset, timeout_s=args.timeout,
+                      runner=args.runner)
+    runner = make_runner("local") if args.runner == "local" else make_runner(
+        "docker", image=args.image, gpus="all" if _has_gpus() else None)
+    progress = make_progress(sys.stderr, quiet=args.quiet)
+    progress.write(f"pgolf reproduce: {record} seeds {','.join(map(str, seeds))} -> {out} "
+                   f"(setup {time.monotonic() - t_start:.2f} s)")
+    try:
+        results = run_seeds(cfg, runner=runner, progress=progress)
+    finally:
+        progress.close()
+    report = build_report(cfg, results)
+    paths = write_report(report, out)
+    text = {"text": render_text, "markdown": render_markdown}.get(args.format)
+    sys.stdout.write(text(report) if text else render("json", report))
+    print(f"report: {paths['markdown']} (also {paths['json'].name}, {paths['text'].name}, plots/)", file=sys.stderr)
+    return exit_code(report.verdict)

@@ -1,0 +1,172 @@
+"""The reproduction report: per-seed results + checks on the reproduced logs -> Report, text,
+markdown (for the PR), JSON, and PNG plots, written atomically into the output folder.
+
+The Report's findings are the observation and reproduction findings of every seed plus the
+aggregate ones; the checks run on the reproduced logs are its child report (kind "check"), so
+the verdict rolls up over both.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness import atomic
+from harness.findings import Finding
+from harness.report import Report, make_stamp, render
+from harness.report import plots
+from harness.reproduce import (ReproConfig, aggregate, assemble_reproduced_record, finding_from_dict,
+                               rules_table, significance)
+from harness.reproduce_claims import Claims, load_claims
+
+
+def check_reproduced(cfg: ReproConfig, folder: Path, track: str | None) -> Report:
+    from harness.checks import baseline_from_record, check_record
+    from harness.records import load_record
+    from harness.rulesets import ruleset_for_track
+
+    against = baseline_from_record(cfg.against) if cfg.against else None
+    return check_record(load_record(folder), cfg.ruleset or ruleset_for_track(track), against)
+
+
+def seed_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        o, rep, cl = r["observed"], r["reproduced"], r["claimed"]
+        rows.append({
+            "seed": r["seed"], "status": r["status"], "claimed_bpb": cl.get("val_bpb"),
+            "claim_source": cl.get("source"), "reproduced_bpb": rep.get("val_bpb"),
+            "reproduced_loss": rep.get("val_loss"), "scored_phase": rep.get("phase"), "delta_bpb": r.get("delta_bpb"),
+            "printed_train_s": o.get("printed_train_s"), "observed_train_s": o.get("observed_train_s"),
+            "observed_eval_s": o.get("observed_eval_s"), "artifact": o.get("artifact_path"),
+            "artifact_bytes": o.get("artifact_bytes"), "measured_total": o.get("measured_total"),
+            "printed_total": o.get("printed_total"), "wall_s": r["wall_seconds"], "log": r["log"],
+            "first_line_s": o.get("first_line_s"),
+        })
+    return rows
+
+
+def make_plots(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims) -> list[str]:
+    out = Path(cfg.out_dir) / "plots"
+    name = Path(cfg.record_dir).name
+    seeds = [r["seed"] for r in results]
+    curves = plots.validation_curves(
+        out / "validation_curves.png", {r["seed"]: r["curve"] for r in results},
+        {s: claims.curves[s] for s in seeds if s in claims.curves},
+        {r["seed"]: r["reproduced"].get("val_bpb") for r in results},
+        {r["seed"]: r["claimed"].get("val_bpb") for r in results},
+        f"{name}: validation, claimed (dashed) vs reproduced (solid)")
+    scores = plots.seed_scores(out / "seed_scores.png", seeds, [r["reproduced"].get("val_bpb") for r in results],
+                               [r["claimed"].get("val_bpb") for r in results], cfg.tolerance,
+                               f"{name}: scored val_bpb per seed (tolerance ±{cfg.tolerance})")
+    return [str(p.relative_to(cfg.out_dir)) for p in (curves, scores)]
+
+
+def build_report(cfg: ReproConfig, results: list[dict[str, Any]], with_plots: bool = True) -> Report:
+    claims = load_claims(Path(cfg.record_dir))
+    findings: list[Finding] = []
+    agg, agg_findings = aggregate(cfg, results, claims)  # sets each result's claimed and delta
+    for r in results:
+        findings.extend(finding_from_dict(d) for d in r["findings"])
+    findings.extend(agg_findings)
+    folder = assemble_reproduced_record(cfg, results)
+    children = []
+    if any(r["status"] != "timeout" or r["reproduced"].get("val_bpb") is not None for r in results):
+        children.append(check_reproduced(cfg, folder, claims.track))
+    budgets = cfg.resolved_budgets()
+    data = {
+        "record": str(cfg.record_dir), "out": str(cfg.out_dir), "reproduced_record": str(folder),
+        "runner": results[0]["runner"] if results else None, "nproc": cfg.nproc, "launcher": cfg.launcher,
+        "command": results[0]["command"] if results else None,
+        "env_set": {k: v for k, v in (results[0]["env_set"] or {}).items() if k not in ("SEED", "RUN_ID")} if results else {},
+        "env_added": results[0]["env_added"] if results else {},
+        "budgets": {"train_s": budgets.train_s, "eval_s": budgets.eval_s, "grace_s": budgets.grace_s,
+                    "kill_after_s": cfg.timeout_s or budgets.kill_after_s, "byte_cap": budgets.byte_cap,
+                    "track": budgets.track},
+        "seeds": seed_rows(results), "aggregate": agg, "significance": significance(cfg, results),
+        "observation_rules": rules_table(), "plots": make_plots(cfg, results, claims) if with_plots else [],
+    }
+    stamp = make_stamp(ruleset=children[0].stamp.get("ruleset") if children else None)
+    return Report("reproduce", str(cfg.record_dir), findings, data, stamp, children)
+
+
+def _fmt(v: Any, spec: str = ".4f") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return format(v, spec)
+    return str(v)
+
+
+def seed_table_lines(report: Report, md: bool) -> list[str]:
+    head = ["seed", "status", "claimed bpb", "reproduced bpb", "Δ", "train s (printed/observed)",
+            "eval s (observed)", "artifact bytes", "total (measured/printed)"]
+    rows = []
+    for s in report.data["seeds"]:
+        rows.append([str(s["seed"]), s["status"], _fmt(s["claimed_bpb"]), _fmt(s["reproduced_bpb"]),
+                     _fmt(s["delta_bpb"], "+.4f"),
+                     f"{_fmt(s['printed_train_s'], '.1f')} / {_fmt(s['observed_train_s'], '.1f')}",
+                     _fmt(s["observed_eval_s"], ".1f"), _fmt(s["artifact_bytes"], ","),
+                     f"{_fmt(s['measured_total'], ',')} / {_fmt(s['printed_total'], ',')}"])
+    if md:
+        return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    return ["  ".join(x.ljust(w) for x, w in zip(row, widths)) for row in [head] + rows]
+
+
+def summary_lines(report: Report) -> list[str]:
+    a, d = report.data["aggregate"], report.data
+    lines = [f"reproduced mean val_bpb {_fmt(a['mean_bpb'])} (std {_fmt(a['std_bpb'])}, {a['n_scored']}/{a['n']} seeds scored); "
+             f"claimed {_fmt(a['claimed_mean_bpb'])}; tolerance ±{a['tolerance']}"]
+    sig = d["significance"]
+    if "skipped" in sig:
+        lines.append(f"significance: skipped ({sig['skipped']})")
+    else:
+        lines.append(f"significance vs {sig['against']}: improvement {sig['improvement']:.5f} nats, p = {sig['p']:.3g} "
+                     f"(need > {sig['margin']} at p < {sig['alpha']}): {'significant' if sig['significant'] else 'NOT significant'}")
+    b = d["budgets"]
+    lines.append(f"limits ({b['track']}): train {b['train_s']:.0f} s, eval {b['eval_s']:.0f} s, killed at "
+                 f"{b['kill_after_s']:.0f} s, {b['byte_cap']:,} bytes; runner {d['runner']}, nproc {d['nproc']}; "
+                 f"environment added: {', '.join(f'{k}={v}' for k, v in (d['env_added'] or {}).items())}")
+    return lines
+
+
+def finding_lines(findings: list[Finding], md: bool) -> list[str]:
+    out = []
+    for f in findings:
+        loc = f" ({f.location})" if f.location else ""
+        out.append(f"- **{f.rule_id}** {f.severity.value}: {f.message}{loc}" if md
+                   else f"  {f.severity.value:7s} {f.rule_id}  {f.message}{loc}")
+    return out or (["- none"] if md else ["  none"])
+
+
+def render_text(report: Report) -> str:
+    lines = [f"pgolf reproduce {report.subject}: {report.verdict.value}", ""]
+    lines += seed_table_lines(report, md=False) + [""] + summary_lines(report) + ["", "findings (observation, reproduction):"]
+    lines += finding_lines(report.findings, md=False)
+    for child in report.children:
+        lines += ["", f"checks on the reproduced logs ({child.stamp.get('ruleset')}): {child.verdict.value}"]
+        lines += finding_lines(child.findings, md=False)
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(report: Report) -> str:
+    name = Path(report.subject).name
+    lines = [f"## Reproduction of `{name}`: **{report.verdict.value}**", ""]
+    lines += seed_table_lines(report, md=True) + [""] + [f"- {s}" for s in summary_lines(report)] + [""]
+    lines += [f"![{p}]({p})" for p in report.data.get("plots", [])] + [""]
+    lines += ["### Findings from observation and reproduction", ""] + finding_lines(report.findings, md=True)
+    for child in report.children:
+        lines += ["", f"### `pgolf check` on the reproduced logs ({child.stamp.get('ruleset')}): "
+                      f"**{child.verdict.value}**", ""] + finding_lines(child.findings, md=True)
+    st = report.stamp
+    lines += ["", f"<sub>pgolf {st.get('pgolf')} · {st.get('utc')} · `{st.get('command')}` · {st.get('platform')}</sub>"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: Report, out_dir: Path) -> dict[str, Path]:
+    paths = {"text": Path(out_dir) / "report.txt", "markdown": Path(out_dir) / "report.md",
+             "json": Path(out_dir) / "report.json"}
+    atomic.write_text(paths["text"], render_text(report))
+    atomic.write_text(paths["markdown"], render_markdown(report))
+    atomic.write_text(paths["json"], render("json", report))
+    return paths

@@ -1,0 +1,311 @@
+"""`pgolf reproduce` on the small fixture records: per-seed results, resume, Ctrl-C and hard
+kills, claimed vs reproduced, checks on the reproduced logs, significance, report files."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.reproduce import ReproConfig, run_seeds
+from harness.reproduce_report import build_report, render_markdown, render_text, write_report
+from harness.runners import proctable
+
+FIXTURES = Path(__file__).parent / "fixtures" / "repro"
+
+
+@pytest.fixture
+def resumable(tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the resumable fixture record and a data folder that counts its starts."""
+    rec = tmp_path / "record"
+    shutil.copytree(FIXTURES / "resumable", rec)
+    data = tmp_path / "data"
+    data.mkdir()
+    return rec, data
+
+
+def starts(data: Path) -> list[str]:
+    p = data / "starts.txt"
+    return p.read_text().split() if p.exists() else []
+
+
+def pgolf(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "reproduce", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def cli_args(rec: Path, data: Path, out: Path, seeds: str = "1,2,3") -> list[str]:
+    return [str(rec), "--seeds", seeds, "--launcher", "python", "--data", str(data), "--out", str(out)]
+
+
+def wait_for(cond, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def test_reproduces_seeds_writes_results_and_resumes(resumable, tmp_path):
+    rec, data = resumable
+    out = tmp_path / "out"
+    p = pgolf(*cli_args(rec, data, out), "--format", "json")
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 0, stderr
+    report = json.loads(stdout)
+    assert report["kind"] == "reproduce" and report["schema"] == "pgolf.report/1"
+    rows = report["data"]["seeds"]
+    assert [r["seed"] for r in rows] == [1, 2, 3] and all(r["status"] == "ok" for r in rows)
+    assert [r["reproduced_bpb"] for r in rows] == [1.8001, 1.8002, 1.8003] == [r["claimed_bpb"] for r in rows]
+    assert report["data"]["aggregate"]["mean_bpb"] == pytest.approx(1.8002)
+    assert report["children"][0]["kind"] == "check"  # `pgolf check` rules on the reproduced logs
+    assert sorted(os.listdir(out / "reproduced")) == ["submission.json", "train_gpt.py", "train_seed1.log",
+                                                      "train_seed2.log", "train_seed3.log"]
+    for name in ("report.md", "report.txt", "report.json", "plots/validation_curves.png", "plots/seed_scores.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "plots/seed_scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert starts(data) == ["1", "2", "3"]
+    first = (out / "seed_2" / "result.json").read_text()
+
+    p = pgolf(*cli_args(rec, data, out, "1,2,3,4"))
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode == 0, stderr
+    assert starts(data) == ["1", "2", "3", "4"]  # finished seeds were not redone
+    assert "seed 2 [2/4]: finished earlier (ok), skipped" in stderr
+    assert (out / "seed_2" / "result.json").read_text() == first
+
+    p = pgolf(*cli_args(rec, data, out, "2"), "--force")
+    p.communicate(timeout=60)
+    assert starts(data)[-1] == "2" and len(starts(data)) == 5
+
+
+def test_ctrl_c_stops_the_child_keeps_finished_seeds_and_resume_skips_them(resumable, tmp_path):
+    rec, data = resumable
+    out = tmp_path / "out"
+    (data / "slow_2").touch()  # seed 2 would run for a minute
+    p = pgolf(*cli_args(rec, data, out))
+    wait_for(lambda: starts(data) == ["1", "2"] and (out / "seed_2" / "running.json").exists())
+    run_id = json.loads((out / "seed_2" / "running.json").read_text())["run_id"]
+    assert proctable.with_env("RUN_ID", run_id)  # seed 2 is running
+    p.send_signal(signal.SIGINT)
+    _, stderr = p.communicate(timeout=30)
+    assert p.returncode == 130, stderr
+    assert (out / "seed_1" / "result.json").exists() and not (out / "seed_2" / "result.json").exists()
+    assert proctable.with_env("RUN_ID", run_id) == []  # no process of the run is left
+    seed1 = (out / "seed_1" / "result.json").read_text()
+
+    (data / "slow_2").unlink()
+    p = pgolf(*cli_args(rec, data, out))
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode == 0, stderr
+    assert starts(data) == ["1", "2", "2", "3"]  # seed 1 ran once, seed 2 again, then seed 3
+    assert (out / "seed_1" / "result.json").read_text() == seed1
+
+
+def test_a_hard_killed_harness_leaves_a_run_that_the_resume_kills(resumable, tmp_path):
+    rec, data = resumable
+    out = tmp_path / "out"
+    (data / "slow_1").touch()
+    p = pgolf(*cli_args(rec, data, out, "1"))
+    wait_for(lambda: (out / "seed_1" / "running.json").exists() and starts(data) == ["1"])
+    run_id = json.loads((out / "seed_1" / "running.json").read_text())["run_id"]
+    p.kill()  # SIGKILL: the harness cannot clean up
+    p.communicate(timeout=10)
+    orphans = proctable.with_env("RUN_ID", run_id)
+    assert orphans  # the run lives on in its own session
+    try:
+        (data / "slow_1").unlink()
+        p = pgolf(*cli_args(rec, data, out, "1"))
+        _, stderr = p.communicate(timeout=60)
+        assert p.returncode in (0, 1), stderr  # 1: one seed is too few for the record track's checks
+        assert (out / "seed_1" / "result.json").exists()
+        wait_for(lambda: proctable.with_env("RUN_ID", run_id) == [], timeout=5)
+    finally:
+        proctable.signal_all(orphans, signal.SIGKILL)
+
+
+def cfg_for(rec: Path, data: Path, out: Path, **kw) -> ReproConfig:
+    return ReproConfig(record_dir=rec, out_dir=out, seeds=kw.pop("seeds", [1, 2, 3]), data_path=str(data),
+                       launcher="python", **kw)
+
+
+def test_claims_outside_the_tolerance_are_findings(resumable, tmp_path):
+    rec, data = resumable
+    sub = json.loads((rec / "submission.json").read_text())
+    sub["seed_results"]["1"]["val_bpb"] = 1.8101  # 0.01 better than it reproduces
+    sub["val_bpb"] = 1.8035
+    (rec / "submission.json").write_text(json.dumps(sub))
+    cfg = cfg_for(rec, data, tmp_path / "out")
+    report = build_report(cfg, run_seeds(cfg), with_plots=False)
+    found = {(f.rule_id, f.data.get("claimed")) for f in report.findings}
+    assert ("PG-REPRO-002", 1.8101) in found and ("PG-REPRO-003", 1.8035) in found
+    assert report.verdict.value == "FAIL"
+
+    loose = cfg_for(rec, data, tmp_path / "out", tolerance=0.02)
+    report = build_report(loose, run_seeds(loose), with_plots=False)  # resumed: nothing reruns
+    assert not [f for f in report.findings if f.rule_id.startswith("PG-REPRO")]
+    assert starts(data) == ["1", "2", "3"]
+
+
+def test_resume_refuses_results_of_a_different_record(resumable, tmp_path):
+    rec, data = resumable
+    out = tmp_path / "out"
+    run_seeds(cfg_for(rec, data, out, seeds=[1]))
+    (rec / "train_gpt.py").write_text((rec / "train_gpt.py").read_text() + "\n# edited\n")
+    p = pgolf(*cli_args(rec, data, out, "1"))
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode == 2 and "different record or settings" in stderr
+
+
+def test_significance_against_a_baseline_record(resumable, tmp_path):
+    rec, data = resumable
+    base = tmp_path / "baseline"
+    base.mkdir()
+    for seed, loss in ((1, 2.95), (2, 2.96), (3, 2.94)):
+        (base / f"train_seed{seed}.log").write_text(
+            f"seed:{seed}\nstep:10/10 val_loss:3.0 val_bpb:1.9 train_time:1000ms step_avg:100ms\n"
+            f"final_int8_zlib_roundtrip_exact val_loss:{loss:.8f} val_bpb:1.85\n")
+    cfg = cfg_for(rec, data, tmp_path / "out", against=base)
+    report = build_report(cfg, run_seeds(cfg), with_plots=False)
+    sig = report.data["significance"]
+    assert sig["baseline_losses"] == [2.95, 2.96, 2.94]
+    assert sig["improvement"] == pytest.approx(2.95 - 1.6 * 1.8002, abs=1e-6)
+    assert sig["significant"] is True
+    check_ids = {f.rule_id for f in report.children[0].findings}
+    assert "PG-STATS-001" not in check_ids or all(
+        f.severity.value != "error" for f in report.children[0].findings if f.rule_id == "PG-STATS-001")
+
+
+def test_sleeper_record_times_out_and_the_report_says_so(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = ReproConfig(record_dir=FIXTURES / "sleeper", out_dir=tmp_path / "out", seeds=[1], data_path=str(data),
+                      launcher="python", timeout_s=1.5)
+    results = run_seeds(cfg)
+    assert results[0]["status"] == "timeout"
+    report = build_report(cfg, results)
+    assert "PG-TIME-106" in {f.rule_id for f in report.findings}
+    paths = write_report(report, cfg.out_dir)
+    assert "PG-TIME-106" in paths["markdown"].read_text() and "timeout" in render_text(report)
+    assert proctable.with_env("RUN_ID", results[0]["run_id"]) == []
+
+
+def test_markdown_report_has_the_seed_table_and_plots(resumable, tmp_path):
+    rec, data = resumable
+    cfg = cfg_for(rec, data, tmp_path / "out", seeds=[1, 2])
+    md = render_markdown(build_report(cfg, run_seeds(cfg)))
+    assert "| seed | status | claimed bpb | reproduced bpb |" in md
+    assert "| 1 | ok | 1.8001 | 1.8001 | +0.0000 |" in md
+    assert "![plots/validation_curves.png](plots/validation_curves.png)" in md
+
+
+def test_progress_reads_step_and_phase_from_the_lines():
+    import io
+
+    from harness.progress import Progress, RichProgress, make_progress
+    from harness.runners.base import StampedLine
+
+    out = io.StringIO()
+    prog = make_progress(out)
+    assert type(prog) is Progress  # not a terminal: plain lines
+    prog.seed_started(1337, 1, 2, 1230.0)
+    for text in ["seed:1337", "step:0/20 val_loss:6.9 val_bpb:4.1 train_time:0ms step_avg:0ms",
+                 "step:10/20 train_loss:4.0 train_time:100ms step_avg:10ms",
+                 "stopping_early: wallclock_cap train_time:200ms step:20/20",
+                 "final_int6_sliding_window val_loss:1.9 val_bpb:1.12 stride:64 eval_time:5ms",
+                 "final_int6_sliding_window_exact val_loss:1.9 val_bpb:1.12"]:
+        prog.line(StampedLine(0.0, text))
+    prog.seed_finished(1337, "ok", "val_bpb 1.1200")
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("seed 1337 [1/2]  step -  phase start")
+    assert any("step 0/20  phase train" in ln for ln in lines)
+    assert any("phase final_int6_sliding_window" in ln for ln in lines)
+    assert not any("_exact" in ln for ln in lines)
+    assert lines[-1].startswith("seed 1337 [1/2]: ok in")
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    rich = make_progress(tty)
+    assert isinstance(rich, RichProgress)
+    rich.seed_started(42, 2, 2, 100.0)
+    rich.line(StampedLine(0.0, "step:3/9 train_loss:4.0 train_time:100ms"))
+    rich.seed_finished(42, "ok", "val_bpb 1.2")
+    rich.close()
+    assert "seed 42 [2/2]" in tty.getvalue() and "step 3/9" in tty.getvalue()
+
+
+def test_plots_cope_with_missing_curves_and_scores(tmp_path):
+    from harness.report import plots
+
+    a = plots.validation_curves(tmp_path / "v.png", {1: []}, {}, {1: None}, {1: None}, "nothing printed")
+    b = plots.seed_scores(tmp_path / "s.png", [1, 2], [None, 1.2], [1.21, None], 0.003, "half known")
+    for p in (a, b):
+        assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 5000
+    assert not list(tmp_path.glob(".*.tmp.png"))  # written atomically, no temporary left
+
+
+def test_a_crashing_record_is_reported_with_its_last_lines(tmp_path):
+    rec = tmp_path / "crash"
+    rec.mkdir()
+    (rec / "train_gpt.py").write_text("print('loading', flush=True)\nraise SystemExit('CUDA not available')\n")
+    cfg = ReproConfig(record_dir=rec, out_dir=tmp_path / "out", seeds=[5], launcher="python")
+    results = run_seeds(cfg)
+    assert results[0]["status"] == "failed" and results[0]["exit_code"] == 1
+    report = build_report(cfg, results, with_plots=False)
+    failed = next(f for f in report.findings if f.rule_id == "PG-REPRO-001")
+    assert [e.message for e in failed.evidence] == ["loading", "CUDA not available"]
+    assert report.verdict.value == "FAIL"
+
+
+def test_claims_of_every_corpus_record_are_read(corpus):
+    from harness.reproduce_claims import claimed_for_seed, load_claims
+
+    folders = [d for d in sorted(corpus.glob("track_*/*")) if d.is_dir()]
+    read = [load_claims(d) for d in folders]  # no record makes the claims reader fail
+    assert sum(1 for c in read if c.per_seed_bpb) >= len(folders) - 8
+    c = load_claims(corpus / "track_10min_16mb" / "2026-03-23_LeakyReLU_LegalTTT_ParallelMuon")
+    assert sorted(c.per_seed_bpb) == [42, 1337, 2025] and c.mean_bpb == 1.1194
+    assert claimed_for_seed(c, 1337)["val_bpb"] == 1.11922988  # the record's own scored legal_ttt_exact
+    assert c.scored_name == "legal_ttt_exact" and len(c.curves[1337]) == 3
+
+
+def test_an_output_folder_inside_the_record_is_refused(resumable):
+    from harness.errors import InputError
+
+    rec, data = resumable
+    with pytest.raises(InputError, match="inside the record folder"):
+        run_seeds(cfg_for(rec, data, rec / "out"))
+
+
+@pytest.mark.docker
+def test_observation_is_the_same_through_the_docker_runner(tmp_path):
+    """`--runner docker`: the lying timer and the oversized artifact are caught in a container too."""
+    try:
+        import docker
+
+        from harness.containers import pinned_image
+
+        client = docker.from_env(timeout=60)
+        client.ping()
+        if not client.images.list(name=pinned_image("cpu")):
+            raise RuntimeError("pinned image not built")
+    except Exception as e:  # noqa: BLE001
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"docker unavailable under CI: {e}")
+        pytest.skip(f"no Docker engine or pinned image ({type(e).__name__}: {e})")
+    for name, expected in (("halftime", {"PG-TIME-101"}), ("bigartifact", {"PG-BYTES-101", "PG-BYTES-102"})):
+        p = pgolf(str(FIXTURES / name), "--seeds", "1", "--launcher", "python", "--runner", "docker",
+                  "--out", str(tmp_path / name), "--format", "json", "--quiet")
+        stdout, stderr = p.communicate(timeout=180)
+        report = json.loads(stdout)
+        assert report["data"]["runner"] == "docker", stderr
+        assert expected <= {f["id"] for f in report["findings"]}

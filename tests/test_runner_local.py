@@ -1,0 +1,173 @@
+"""The local runner: work-dir copies, the environment, arrival stamps, and kills that leave no process.
+
+Every test runs real child processes and reads the real process table (/proc) afterwards.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness.runners import proctable
+from harness.runners.base import RunSpec
+from harness.runners.local import LocalRunner, child_env
+
+FIXTURES = Path(__file__).parent / "fixtures" / "repro"
+
+
+def make_record(tmp_path: Path, code: str, name: str = "rec") -> Path:
+    rec = tmp_path / name
+    rec.mkdir()
+    (rec / "train_gpt.py").write_text(textwrap.dedent(code))
+    return rec
+
+
+def run(record: Path, tmp_path: Path, timeout: float = 30.0, argv=None, run_id: str | None = None,
+        grace: float = 1.0, nproc: int = 1):
+    run_id = run_id or f"test-{uuid.uuid4().hex}"
+    spec = RunSpec(record_dir=record, workdir=tmp_path / "work", seed=7,
+                   env={"SEED": "7", "RUN_ID": run_id, "DATA_PATH": str(tmp_path)}, timeout_s=timeout,
+                   nproc=nproc, argv=tuple(argv) if argv is not None else (sys.executable, "train_gpt.py"))
+    runner = LocalRunner(term_grace_s=grace)
+    handle = runner.start(runner.prepare(spec))
+    lines = list(runner.stream(handle))
+    outcome = runner.collect(handle)
+    return outcome, lines, run_id
+
+
+def assert_nothing_left(run_id: str, pgid: int) -> None:
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and (proctable.with_env("RUN_ID", run_id) or proctable.group_members(pgid)):
+        time.sleep(0.05)
+    assert proctable.with_env("RUN_ID", run_id) == []
+    assert proctable.group_members(pgid) == []
+
+
+def test_sleeper_is_killed_at_its_deadline_and_leaves_no_process(tmp_path):
+    t0 = time.monotonic()
+    outcome, lines, run_id = run(FIXTURES / "sleeper", tmp_path, timeout=2.0)
+    took = time.monotonic() - t0
+    assert outcome.timed_out and outcome.stop_reason == "timeout"
+    assert 2.0 <= outcome.wall_seconds < 6.0 and took < 8.0
+    assert lines[0].text == "seed:7"  # seen before the kill, stamped
+    assert outcome.exit_code != 0
+    assert_nothing_left(run_id, outcome.details["pgid"])
+
+
+def test_environment_is_whitelisted_plus_the_harness_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("ITERATIONS", "999")  # a reviewer's stray export must not reach the run
+    monkeypatch.setenv("NCCL_DEBUG", "INFO")  # machine settings pass through
+    rec = make_record(tmp_path, "import json, os\nprint(json.dumps(dict(os.environ)))\n")
+    outcome, lines, run_id = run(rec, tmp_path)
+    env = json.loads(lines[0].text)
+    assert "ITERATIONS" not in env
+    assert env["NCCL_DEBUG"] == "INFO" and env["PATH"] == os.environ["PATH"]
+    assert env["SEED"] == "7" and env["RUN_ID"] == run_id and env["DATA_PATH"] == str(tmp_path)
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert outcome.details["env_added"] == {"PYTHONUNBUFFERED": "1"}
+    assert set(child_env({}, {"FOO": "1", "HOME": "/h", "PYENV_VERSION": "3"})) == {"HOME", "PYENV_VERSION", "PYTHONUNBUFFERED"}
+
+
+def test_each_seed_runs_in_a_writable_copy_and_written_files_are_listed(tmp_path):
+    rec = make_record(tmp_path, """\
+        import os
+        print(os.getcwd())
+        with open("final_model.int8.ptz", "wb") as f:
+            f.write(b"x" * 1234)
+        with open("train_gpt.py", "a") as f:
+            f.write("# changed by the run\\n")
+        """)
+    (rec / "data.txt").write_text("shipped")
+    for p in rec.iterdir():
+        p.chmod(stat.S_IRUSR)
+    rec.chmod(stat.S_IRUSR | stat.S_IXUSR)  # a read-only record, like the corpus
+    try:
+        outcome, lines, _ = run(rec, tmp_path)
+    finally:
+        rec.chmod(0o755)
+    assert outcome.exit_code == 0
+    assert Path(lines[0].text) == tmp_path / "work"
+    assert outcome.files["final_model.int8.ptz"] == 1234
+    assert outcome.details["written"] == ["final_model.int8.ptz", "train_gpt.py"]
+    assert not (rec / "train_gpt.py").read_text().endswith("# changed by the run\n")  # the record is untouched
+
+
+def test_lines_are_stamped_on_arrival_not_at_exit(tmp_path):
+    rec = make_record(tmp_path, """\
+        import sys, time
+        print("first")              # no flush: PYTHONUNBUFFERED=1 makes the child write it now
+        time.sleep(0.6)
+        print("second")
+        sys.stderr.write("on stderr\\n")
+        """)
+    outcome, lines, _ = run(rec, tmp_path)
+    by_text = {ln.text: ln for ln in lines}
+    assert by_text["second"].t - by_text["first"].t >= 0.5
+    assert by_text["on stderr"].stream == "stderr"
+    assert [ln.text for ln in outcome.lines] == [ln.text for ln in lines]
+
+
+def test_processes_left_in_the_group_after_exit_are_killed(tmp_path):
+    rec = make_record(tmp_path, """\
+        import subprocess, sys
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print("parent exits")
+        """)
+    outcome, lines, run_id = run(rec, tmp_path)
+    assert outcome.exit_code == 0 and not outcome.timed_out
+    assert len(outcome.details["leftovers_killed"]) == 1
+    assert_nothing_left(run_id, outcome.details["pgid"])
+
+
+def test_a_process_that_leaves_the_group_is_still_killed(tmp_path):
+    rec = make_record(tmp_path, """\
+        import os, subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+        print("escaped a child", flush=True)
+        time.sleep(300)
+        """)
+    outcome, lines, run_id = run(rec, tmp_path, timeout=1.5)
+    assert outcome.timed_out
+    assert_nothing_left(run_id, outcome.details["pgid"])
+
+
+@pytest.mark.slow
+def test_real_torchrun_with_gloo_is_launched_and_stopped_whole(tmp_path):
+    """The standard command: torchrun with two gloo ranks. Once both ranks have printed, the
+    harness stops the run (as Ctrl-C does); torchrun and both workers go."""
+    rec = make_record(tmp_path, """\
+        import os, sys, time
+        import torch.distributed as dist
+        dist.init_process_group("gloo")
+        # one write per line: with PYTHONUNBUFFERED=1, print() writes the text and the newline
+        # separately, and two ranks sharing the pipe could interleave them
+        sys.stdout.write(f"rank {dist.get_rank()} of {dist.get_world_size()}\\n")
+        dist.barrier()
+        time.sleep(300)
+        """)
+    run_id = f"test-{uuid.uuid4().hex}"
+    spec = RunSpec(record_dir=rec, workdir=tmp_path / "work", seed=7, env={"SEED": "7", "RUN_ID": run_id},
+                   nproc=2, timeout_s=120)
+    runner = LocalRunner(term_grace_s=3.0)
+    handle = runner.start(runner.prepare(spec))
+    seen: list[str] = []
+    for ln in runner.stream(handle):
+        seen.append(ln.text)
+        if "rank 0 of 2" in seen and "rank 1 of 2" in seen and handle.stop_reason is None:
+            procs = proctable.with_env("RUN_ID", run_id)
+            assert len(procs) >= 3  # torchrun + two workers
+            # torchrun puts its workers in sessions of their own: the group alone would miss them
+            assert any(proctable.group_of(p) != handle.proc.pid for p in procs)
+            runner.stop(handle, "interrupt")
+    outcome = runner.collect(handle)
+    assert outcome.details["command"] == ["torchrun", "--standalone", "--nproc_per_node=2", "train_gpt.py"]
+    assert outcome.stop_reason == "interrupt" and not outcome.timed_out, [(ln.t, ln.text) for ln in outcome.lines]
+    assert_nothing_left(run_id, outcome.details["pgid"])
