@@ -19,14 +19,14 @@ import dataclasses
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from reference_impl import artifact, quant
-from reference_impl.config import Hyperparameters, _parse
+from reference_impl.config import Hyperparameters, env_values
 from reference_impl.data import DistributedTokenLoader, shard_files
 from reference_impl.distributed import DistContext
 from reference_impl.evaluate import eval_val, eval_val_sliding
@@ -69,16 +69,7 @@ class PostTrainConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "PostTrainConfig":
-        env = os.environ if environ is None else environ
-        values = {}
-        for f in fields(cls):
-            raw = env.get(f.name.upper())
-            if raw is not None:
-                try:
-                    values[f.name] = _parse(f.type, raw)
-                except ValueError as e:
-                    raise ValueError(f"{f.name.upper()}={raw!r}: {e}") from None
-        return cls(**values)
+        return cls(**env_values(cls, os.environ if environ is None else environ))
 
     def quant_config(self) -> quant.QuantConfig:
         return quant.QuantConfig(matrix_bits=self.quant_matrix_bits, embed_bits=self.quant_embed_bits,
