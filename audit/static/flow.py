@@ -225,7 +225,7 @@ class Flow:
                 out = out | {"target"}
             return out
         if tag == "a":
-            out = self.L(v[1], fn) if v[2] in GENERIC_ATTRS else self.L(v[1], fn) | self.get(("a", v[2]))
+            out = self.L(v[1], fn) if v[2] in GENERIC_ATTRS else self.L(v[1], fn) | self.attr_labels(v, fn)
             hint = _HINTS.get(v[2])
             if hint is None:
                 hint = _HINTS[v[2]] = _name_hint(v[2])
@@ -383,12 +383,39 @@ class Flow:
             self.add(k, labels if k[0] == "l" else set(norm(labels)))
         elif kind == "a":
             if t[1] not in GENERIC_ATTRS:  # `p.data`, `w.grad`: every tensor has one, no shared field
-                self.add(("a", t[1]), set(norm(labels)))  # attributes are context-free
+                plain = set(norm(labels))
+                self.add(("a", t[1]), plain)  # every write, for reads whose receiver is unknown
+                cls = self.receiver_class(t[2] if len(t) > 2 else None, fn)
+                if cls is not None:
+                    self.add(("ac", cls, t[1]), plain)
+                else:  # a write through an unknown receiver may reach any class's field
+                    self.add(("a?", t[1]), plain)
         elif kind == "sub":
             self.assign(t[1], labels, fn)
         elif kind == "tuple":
             for e in t[1]:
                 self.assign(e, labels, fn)
+
+    def receiver_class(self, recv: str | None, fn: Function) -> str | None:
+        """The class of a plain-name receiver: `self` in a method, or a variable built from one."""
+        if recv is None:
+            return None
+        if recv == "self" and fn.is_method and fn.cls is not None:
+            return fn.cls
+        annotated = fn.param_types.get(recv)
+        if annotated is not None and annotated in self.class_names:
+            return annotated
+        return self.types.get(self.key(fn, recv))
+
+    def attr_labels(self, v, fn: Function) -> set:
+        """Labels of an attribute read. Attributes are keyed by class where the receiver's class
+        is known (`self.sums` in a Hessian collector is not `self.sums` of a score accumulator),
+        plus whatever was written through receivers of unknown class; otherwise by name alone."""
+        recv = v[1]
+        cls = self.receiver_class(recv[1], fn) if recv is not None and recv[0] == "n" else None
+        if cls is None:
+            return self.get(("a", v[2]))
+        return self.get(("ac", cls, v[2])) | self.get(("a?", v[2]))
 
     def root(self, v) -> tuple | None:
         """The assignable thing a mutating method call changes (`buf` in `buf[i].add_(x)`)."""
@@ -396,7 +423,8 @@ class Flow:
             if v[0] == "n":
                 return ("n", v[1])
             if v[0] == "a":
-                return ("a", v[2])
+                recv = v[1]
+                return ("a", v[2], recv[1] if recv is not None and recv[0] == "n" else None)
             if v[0] in ("i", "t"):
                 v = v[1]
                 continue

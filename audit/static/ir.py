@@ -52,6 +52,23 @@ class Function:
     cls: str | None = None
     parent: "Function | None" = None  # the enclosing function, for closures
     assigns: dict = field(default_factory=dict)  # name -> its only assigned expression (None: several)
+    param_types: dict = field(default_factory=dict)  # param -> class name its annotation names
+
+
+def _annotated_class(node) -> str | None:
+    """The class a parameter annotation names: `X`, `"X"`, `X | None`, `Optional[X]`."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.SimpleString):
+        text = node.evaluated_value if isinstance(node.evaluated_value, str) else ""
+        return text if text.isidentifier() else None
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+        for side in (node.left, node.right):
+            if not (isinstance(side, cst.Name) and side.value == "None"):
+                return _annotated_class(side)
+    if isinstance(node, cst.Subscript) and isinstance(node.value, cst.Name) and node.value.value == "Optional":
+        return _annotated_class(node.slice[0].slice.value) if node.slice and isinstance(node.slice[0].slice, cst.Index) else None
+    return None
 
 
 @dataclass
@@ -238,13 +255,16 @@ class Builder:
         return name
 
     def tx(self, t) -> tuple:
-        """An assignment target: ("n", name) | ("a", attr) | ("sub", target) | ("tuple", [..])."""
+        """An assignment target: ("n", name) | ("a", attr, recv) | ("sub", target) | ("tuple", [..]).
+
+        `recv` is the receiver's plain name (`self` in `self.sums = ...`) or None: the flow keys
+        `self.<attr>` by class so two classes' same-named fields don't share labels."""
         if isinstance(t, cst.Name):
             name = self._renamed(t.value)
             self._fn.locals.add(name)
             return ("n", name)
         if isinstance(t, cst.Attribute):
-            return ("a", t.attr.value)
+            return ("a", t.attr.value, t.value.value if isinstance(t.value, cst.Name) else None)
         if isinstance(t, cst.Subscript):
             return ("sub", self.tx(t.value))
         if isinstance(t, (cst.Tuple, cst.List)):
@@ -313,6 +333,10 @@ class Builder:
         params = [p.name.value for p in (*s.params.posonly_params, *s.params.params, *s.params.kwonly_params)]
         fn = Function(qual, name, params, [], self.path, line, set(params), is_method=cls is not None, cls=cls,
                       parent=self._fn if self._fn is not None and not self._fn.name.startswith("<") else None)
+        for p in (*s.params.posonly_params, *s.params.params, *s.params.kwonly_params):
+            t = _annotated_class(p.annotation.annotation) if p.annotation is not None else None
+            if t is not None:
+                fn.param_types[p.name.value] = t
         for d in s.decorators:
             dq = qualify(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator, self.aliases) or ""
             if dq.endswith(("no_grad", "inference_mode")):
