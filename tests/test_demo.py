@@ -74,6 +74,10 @@ def test_demo_reproduces_the_reference_end_to_end_and_the_report_matches_its_log
     assert errors <= {"PG-SEEDS-001"}  # two seeds are one too few for the record track, by design here
     for png in ("validation_curves.png", "seed_scores.png"):
         assert (out / "reproduce" / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+    # the reference is the legal example the audit is held to: no error, and TTT is the scored phase
+    audit = json.loads((out / "audit.json").read_text())
+    assert audit["verdict"] == "PASS", [f for c in audit["children"] for f in c["findings"]]
+    assert {r["scored_phase"] for r in rows.values()} == {"legal_ttt_exact"}
     summary = (out / "report.md").read_text()
     assert "## `pgolf check record/`" in summary and "reproduce/plots/seed_scores.png" in summary
     assert not (out / "data").exists() and not list(out.glob("*/seed_*/work"))  # cleaned without --keep
