@@ -1,0 +1,1 @@
+"""`pgolf` subcommands: one module each, exposing `register(subparsers)` (see harness.cli)."""
