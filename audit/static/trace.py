@@ -604,19 +604,9 @@ def _direct_backward(body, out: set) -> None:
         elif tag == "assign":
             vals = [s[2]]
         for v in vals:
-            stack = [v]
-            while stack:
-                x = stack.pop()
-                if x is None:
-                    continue
-                if x[0] == "c":
-                    c = x[1]
-                    if c.attr == "backward" and c.recv is not None:
-                        out |= _names_read(c.recv)
-                    stack.extend(c.args)
-                    stack.append(c.recv)
-                elif x[0] in ("u",):
-                    stack.extend(x[1])
+            for c in _calls_in(v, through_attrs=False):
+                if c.attr == "backward" and c.recv is not None:
+                    out |= _names_read(c.recv)
         for sub in _sub_bodies(s):
             _direct_backward(sub, out)
 
@@ -714,7 +704,9 @@ def _oracle_shape(c: Call) -> bool:
     return False
 
 
-def _has_call(v, names) -> bool:
+def _calls_in(v, through_attrs: bool = True):
+    """Every call in a value tree: its arguments, its receiver, the parts of unions, and (with
+    `through_attrs`) the bases of attribute, subscript and shift values."""
     stack = [v]
     while stack:
         x = stack.pop()
@@ -722,15 +714,17 @@ def _has_call(v, names) -> bool:
             continue
         if x[0] == "c":
             c = x[1]
-            if (c.attr or (c.qual or "").rsplit(".", 1)[-1]) in names:
-                return True
+            yield c
             stack.extend(c.args)
             stack.append(c.recv)
-        elif x[0] in ("a", "t", "shift"):
+        elif through_attrs and x[0] in ("a", "t", "shift"):
             stack.append(x[1])
         elif x[0] == "u":
             stack.extend(x[1])
-    return False
+
+
+def _has_call(v, names) -> bool:
+    return any((c.attr or (c.qual or "").rsplit(".", 1)[-1]) in names for c in _calls_in(v))
 
 
 def _loop_targets(body) -> list[str]:
