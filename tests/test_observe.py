@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.observe import RULES, Budgets, budgets_for, find_artifact, judge, observe
+from harness.reproduce.observe import RULES, Budgets, budgets_for, find_artifact, judge, observe
 from harness.runners.base import RunOutcome, RunSpec, StampedLine
 from harness.runners.local import LocalRunner
 

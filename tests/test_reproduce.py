@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.reproduce import ReproConfig, run_seeds
-from harness.reproduce_report import build_report, render_markdown, render_text, write_report
+from harness.reproduce.seeds import ReproConfig, run_seeds
+from harness.reproduce.report import build_report, render_markdown, render_text, write_report
 from harness.runners import proctable
 
 FIXTURES = Path(__file__).parent / "fixtures" / "repro"
@@ -267,7 +267,7 @@ def test_a_crashing_record_is_reported_with_its_last_lines(tmp_path):
 
 
 def test_claims_of_every_corpus_record_are_read(corpus):
-    from harness.reproduce_claims import claimed_for_seed, load_claims
+    from harness.reproduce.claims import claimed_for_seed, load_claims
 
     folders = [d for d in sorted(corpus.glob("track_*/*")) if d.is_dir()]
     read = [load_claims(d) for d in folders]  # no record makes the claims reader fail

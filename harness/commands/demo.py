@@ -119,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, out: Path, progress, t0: float) -> int:
     from harness.cli import COMMANDS
-    from harness.reproduce import ReproConfig, run_seeds
-    from harness.reproduce_report import build_report, write_report
+    from harness.reproduce.seeds import ReproConfig, run_seeds
+    from harness.reproduce.report import build_report, write_report
     from reference_impl.synth import synthesize  # what `pgolf data synth` runs
 
     timings: dict[str, float] = {}
@@ -178,7 +178,7 @@ def _run(args: argparse.Namespace, out: Path, progress, t0: float) -> int:
 
 
 def write_summary(out: Path, record: Path, reports: dict[str, Any], repro, timings: dict[str, float]) -> Path:
-    from harness.reproduce_report import render_markdown
+    from harness.reproduce.report import render_markdown
 
     lines = ["# pgolf demo", "",
              f"The reference implementation packaged as a record (`{record.relative_to(out)}/`), run by a "

@@ -42,7 +42,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def default_seeds(record_dir: Path) -> list[int]:
     """The seeds the record claims (submission.json or its logs), else the usual three."""
-    from harness.reproduce_claims import load_claims
+    from harness.reproduce.claims import load_claims
 
     seeds = sorted(load_claims(record_dir).per_seed_bpb)
     return seeds or [1337, 42, 2025]
@@ -81,8 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from harness.progress import make_progress
-    from harness.reproduce import ReproConfig, run_seeds
-    from harness.reproduce_report import build_report, render_markdown, render_text, write_report
+    from harness.reproduce.seeds import ReproConfig, run_seeds
+    from harness.reproduce.report import build_report, render_markdown, render_text, write_report
     from harness.report import render
     from harness.runners import make_runner
     from harness.runners.local import default_nproc

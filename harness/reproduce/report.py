@@ -14,9 +14,9 @@ from harness import atomic
 from harness.findings import Finding
 from harness.report import Report, make_stamp, render
 from harness.report import plots
-from harness.reproduce import (ReproConfig, aggregate, assemble_reproduced_record, finding_from_dict,
+from harness.reproduce.seeds import (ReproConfig, aggregate, assemble_reproduced_record, finding_from_dict,
                                rules_table, significance)
-from harness.reproduce_claims import Claims, load_claims
+from harness.reproduce.claims import Claims, load_claims
 
 
 def check_reproduced(cfg: ReproConfig, folder: Path, track: str | None) -> Report:

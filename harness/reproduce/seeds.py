@@ -33,12 +33,12 @@ from harness import atomic, stats
 from harness.errors import InputError
 from harness.findings import EvidenceStep, Finding, Location, Severity
 from harness.logs import RunLog, parse_log
-from harness.observe import Budgets, RULES, budgets_for, finding, judge, log_text, observe, define_rule
+from harness.reproduce.observe import Budgets, RULES, budgets_for, finding, judge, log_text, observe, define_rule
 from harness.progress import NullProgress, Progress
 from harness.runners import proctable
 from harness.runners.base import RunSpec, Runner
 from harness.runners.local import LocalRunner
-from harness.reproduce_claims import claimed_for_seed, scored_phase, load_claims, Claims
+from harness.reproduce.claims import claimed_for_seed, scored_phase, load_claims, Claims
 
 RESULT_SCHEMA = "pgolf.seed-result/1"
 DEFAULT_TOLERANCE_BPB = 0.003
