@@ -37,7 +37,6 @@ import os
 import re
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -211,44 +210,66 @@ def missing_objects(git_dir: str, cases: list[Case]) -> list[str]:
 def extract_record(git_dir: str, case: Case, dest: Path) -> list[str]:
     """Write the record folder's regular files at the case's commit under `dest`.
 
-    `git archive` streams a tar that we read with tarfile without extracting: only regular
-    files are written, each under its own sanitised path, with per-file and per-case caps
-    checked on the header before anything is read. Returns what was skipped and why."""
-    proc = subprocess.Popen(["git", "--git-dir", git_dir, "archive", "--format=tar", case.commit, "--", case.record],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    skipped, total = [], 0
+    The tree is listed with `git ls-tree` and each blob read with one `git cat-file --batch`:
+    only regular files are written (links and submodules are skipped, never created), each
+    under a checked relative path, with per-file and per-case caps applied to the listed size
+    before anything is read. A mirror may list its largest blobs without holding them; those
+    are skipped too. Returns what was skipped and why."""
+    listing = subprocess.run(["git", "--git-dir", git_dir, "ls-tree", "-r", "-l", "-z", case.commit, "--", case.record + "/"],
+                             capture_output=True)
+    if listing.returncode != 0:
+        raise RuntimeError(f"git ls-tree failed: {listing.stderr.decode('utf-8', 'replace').strip()[:300]}")
     root = dest.resolve()
+    skipped, wanted, total = [], [], 0
+    for entry in listing.stdout.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, raw_name = entry.partition(b"\t")
+        name = raw_name.decode("utf-8", "replace")
+        mode, kind, sha, size = meta.decode().split()
+        rel = PurePosixPath(name)
+        if kind != "blob" or mode not in ("100644", "100755"):
+            skipped.append(f"{name} (not a regular file)")
+            continue
+        if rel.is_absolute() or ".." in rel.parts:
+            skipped.append(f"{name} (unsafe path)")
+            continue
+        if not size.isdigit():
+            skipped.append(f"{name} (object absent from GIT_DIR)")
+            continue
+        if int(size) > FILE_CAP or total + int(size) > CASE_CAP:
+            skipped.append(f"{name} ({size} bytes over the cap)")
+            continue
+        target = (root / Path(*rel.parts)).resolve()
+        if root not in target.parents:
+            skipped.append(f"{name} (outside the extraction folder)")
+            continue
+        total += int(size)
+        wanted.append((sha, int(size), target, name))
+    if not wanted:
+        return skipped
+    proc = subprocess.Popen(["git", "--git-dir", git_dir, "cat-file", "--batch"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-            for m in tar:
-                name = PurePosixPath(m.name)
-                if m.isdir() or m.name in ("pax_global_header",):
-                    continue
-                if not m.isreg():
-                    skipped.append(f"{m.name} (not a regular file)")
-                    continue
-                if name.is_absolute() or ".." in name.parts:
-                    skipped.append(f"{m.name} (unsafe path)")
-                    continue
-                if m.size > FILE_CAP or total + m.size > CASE_CAP:
-                    skipped.append(f"{m.name} ({m.size} bytes over the cap)")
-                    continue
-                target = (root / Path(*name.parts)).resolve()
-                if root not in target.parents:
-                    skipped.append(f"{m.name} (outside the extraction folder)")
-                    continue
-                fh = tar.extractfile(m)
-                data = fh.read(FILE_CAP + 1) if fh is not None else b""
-                total += len(data)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+        for sha, size, target, name in wanted:
+            proc.stdin.write(sha.encode() + b"\n")
+            proc.stdin.flush()
+            header = proc.stdout.readline().split()
+            if len(header) < 3 or header[1] != b"blob":
+                skipped.append(f"{name} (object absent from GIT_DIR)")
+                continue
+            n = int(header[2])
+            data = proc.stdout.read(n)
+            proc.stdout.read(1)  # the newline after each object
+            if n > FILE_CAP:  # the listing said otherwise; keep the cap anyway
+                skipped.append(f"{name} ({n} bytes over the cap)")
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
     finally:
+        proc.stdin.close()
         proc.stdout.close()
-        err = proc.stderr.read().decode("utf-8", "replace")
-        proc.stderr.close()
-        rc = proc.wait()
-    if rc != 0:
-        raise RuntimeError(f"git archive failed: {err.strip()[:300]}")
+        proc.wait()
     return skipped
 
 
