@@ -159,7 +159,7 @@ def evaluate(model, val_tokens, seq_len=32):
     return loss_sum / count
 '''
 
-LEGAL_RECORD = _PRELUDE + '''
+_TRAIN = '''
 
 def main():
     train_tokens = load_tokens("data/fineweb_train_000000.bin")
@@ -172,41 +172,27 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    val_loss = evaluate(model, val_tokens)
-    print(f"final val_loss:{val_loss:.4f} val_bpb:{val_loss / math.log(2):.4f}")
-
-
-if __name__ == "__main__":
-    main()
 '''
 
-ILLEGAL_RECORD = _PRELUDE + '''
-
-def main():
-    train_tokens = load_tokens("data/fineweb_train_000000.bin")
-    val_tokens = load_tokens("data/fineweb_val_000000.bin")
-    model = TinyLM()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    for step in range(100):
-        i = (step * 32) % (train_tokens.numel() - 33)
-        loss = F.cross_entropy(model(train_tokens[i:i + 32]), train_tokens[i + 1:i + 33])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    # "test-time training": a few epochs over the validation tokens before the final score
-    for epoch in range(3):
+# "test-time training": a few epochs over the validation tokens before the final score
+_PRE_EVAL_TTT = '''    for epoch in range(3):
         for i in range(0, val_tokens.numel() - 33, 32):
             loss = F.cross_entropy(model(val_tokens[i:i + 32]), val_tokens[i + 1:i + 33])
             opt.zero_grad()
             loss.backward()
             opt.step()
-    val_loss = evaluate(model, val_tokens)
+'''
+
+_SCORE = '''    val_loss = evaluate(model, val_tokens)
     print(f"final val_loss:{val_loss:.4f} val_bpb:{val_loss / math.log(2):.4f}")
 
 
 if __name__ == "__main__":
     main()
 '''
+
+LEGAL_RECORD = _PRELUDE + _TRAIN + _SCORE
+ILLEGAL_RECORD = _PRELUDE + _TRAIN + _PRE_EVAL_TTT + _SCORE
 
 
 def _git(repo: Path, *args: str) -> str:
