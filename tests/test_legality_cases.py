@@ -204,7 +204,8 @@ def _git(repo: Path, *args: str) -> str:
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory):
     """A tiny upstream: a legal and an illegal record, each in its own commit; the legal folder
-    also holds a symbolic link that extraction must not follow or recreate."""
+    also holds a symbolic link that extraction must not follow or recreate, and a model blob the
+    repository lists but no longer holds (as the upstream mirror does for its largest files)."""
     repo = tmp_path_factory.mktemp("upstream")
     _git(repo, "init", "-q")
     legal = repo / "records" / "track_10min_16mb" / "2026-01-01_Plain"
@@ -213,9 +214,13 @@ def upstream(tmp_path_factory):
     (legal / "train.log").write_text("final val_loss:3.1000 val_bpb:4.4724\n")
     (legal / "README.md").write_text("Plain evaluation.\n")
     os.symlink("/etc/passwd", legal / "evil_link")
+    (legal / "final_model.int8.ptz").write_bytes(os.urandom(4096))
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "legal record")
     legal_sha = _git(repo, "rev-parse", "HEAD")
+    blob = _git(repo, "rev-parse", f"HEAD:{legal.relative_to(repo).as_posix()}/final_model.int8.ptz")
+    (repo / ".git" / "objects" / blob[:2] / blob[2:]).unlink()  # listed in the tree, absent
+    (legal / "final_model.int8.ptz").unlink()  # so that the next `git add` cannot write it back
     illegal = repo / "records" / "track_10min_16mb" / "2026-01-02_PreEvalTTT"
     illegal.mkdir(parents=True)
     (illegal / "train_gpt.py").write_text(ILLEGAL_RECORD)
@@ -269,6 +274,7 @@ def test_end_to_end_on_a_built_repository(upstream, tmp_path):
     assert by_id["plain"]["outcome"] == "PASS" and by_id["pre-eval-ttt"]["outcome"] == "FAIL-right"
     assert any(f["condition"] == "C3" and f["severity"] == "error" for f in by_id["pre-eval-ttt"]["findings"])
     assert any("evil_link" in s and "not a regular file" in s for s in by_id["plain"]["skipped"])
+    assert any("final_model.int8.ptz" in s and "absent" in s for s in by_id["plain"]["skipped"])
     assert doc["overall"]["illegal"]["n"] == 1 and doc["misses"] == []
 
 
