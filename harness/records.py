@@ -57,13 +57,14 @@ _TRAILING_NUMBER = re.compile(r"_(\d+)$")
 
 @dataclass(frozen=True)
 class Caps:
-    """What reading one record may cost. Upstream submission.json files are under 10 kB, READMEs
-    under 50 kB and logs under 400 kB; each cap is two orders of magnitude above that."""
+    """What reading one record may cost. In every upstream pull request submission.json files are
+    under 10 kB, READMEs under 50 kB and logs under 210 kB; each cap is about two orders of
+    magnitude above that."""
 
     json_bytes: int = 1 << 20
     readme_bytes: int = 1 << 20
     log_bytes: int = MAX_LOG_BYTES
-    all_logs_bytes: int = 256 << 20  # logs parsed per record, together
+    all_logs_bytes: int = 64 << 20  # logs parsed per record, together
     scan_depth: int = 6  # folders below the record folder that are listed
     scan_entries: int = 20_000
 
