@@ -38,7 +38,6 @@ from harness.findings import EvidenceStep, Finding, Location, Severity
 from harness.records import TRACKS, FileRule, Listed, file_policy, natural_role, _pick_submission
 
 FOLDER_RE = re.compile(r"^\d{4}-\d{2}-\d{2}_\S.*$")
-REQUIRED_ROLES = ("readme", "submission", "entry")
 NOTHING_TO_GATE = "no record added: nothing to gate"
 
 ONE_FOLDER = FileRule("PG-GATE-001", Severity.ERROR,
@@ -379,29 +378,29 @@ def snapshot_from_folder(folder: Path, tmp: Path, caps: ExtractCaps = EXTRACT) -
 # -- one record ---------------------------------------------------------------------------------
 def required_files_findings(record_or_listing: Any, shown_as: str, track: str | None = None) -> list[Finding]:
     """PG-GATE-003 from the record's inventory (harness.records: the roles `pgolf check` uses):
-    README, submission.json, an entry script of the track's names, and train logs (missing logs
-    are a warning where the track's `files.missing_logs` says so)."""
-    from harness.records import Record
+    README, submission.json, an entry script of the track's names, and train logs. A role the
+    track's `files.optional` lists is a warning when missing (the non-record track: logs and
+    submission.json), any other an error."""
+    from harness.records import REQUIRED_ROLES, Record
 
     if isinstance(record_or_listing, Record):
         policy = record_or_listing.policy
         roles = {e.role for e in record_or_listing.inventory}
-        has_logs = bool(record_or_listing.logs)
+        if not record_or_listing.logs:
+            roles.discard("log")
     else:
         listing = list(record_or_listing)
         policy = file_policy(track)
         sub = _pick_submission(listing)
-        roles = {natural_role(e, policy, sub) for e in listing}
-        has_logs = False  # the loader found none it could read
+        roles = {natural_role(e, policy, sub) for e in listing} - {"log"}  # the loader found none it could read
     names = {"readme": "README.md", "submission": "submission.json",
-             "entry": f"the entry script ({', '.join(policy.entry)})"}
-    missing = [names[role] for role in REQUIRED_ROLES if role not in roles]
+             "entry": f"the entry script ({', '.join(policy.entry)})", "log": "train logs (*.log, or *.txt train logs)"}
     out = []
-    if missing:
-        out.append(REQUIRED.finding("missing " + ", ".join(missing), shown_as, missing=missing))
-    if not has_logs:
-        f = REQUIRED.finding("missing train logs (*.log, or *.txt train logs)", shown_as, missing=["train logs"])
-        out.append(f if policy.missing_logs == "error" else replace(f, severity=Severity.WARNING))
+    for severity in (Severity.ERROR, Severity.WARNING):
+        missing = [r for r in REQUIRED_ROLES if r not in roles and (r in policy.optional) == (severity is Severity.WARNING)]
+        if missing:
+            f = REQUIRED.finding("missing " + ", ".join(names[r] for r in missing), shown_as, missing=missing)
+            out.append(replace(f, severity=severity))
     return out
 
 

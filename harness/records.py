@@ -49,6 +49,7 @@ TRACKS = ("track_10min_16mb", "track_non_record_16mb")
 CODE_SUFFIXES = (".py", ".sh", ".cu", ".cpp", ".c", ".h")
 SUBMISSION_NAMES = ("submission.json", "submission*.json")  # at the top of the folder
 README_NAMES = ("README.md", "readme.md", "Readme.md", "README.MD")
+REQUIRED_ROLES = ("readme", "submission", "entry", "log")  # what a record folder must hold
 ROLES = ("entry", "code", "submission", "readme", "log", "other", "folder",
          "link", "special", "too-large", "not-entered")
 _FILENAME_SEED = re.compile(r"(?:seed|_s)[_-]?(\d+)(?!\d)", re.IGNORECASE)
@@ -115,14 +116,15 @@ class FilePolicy:
 
     entry: names (globs) of the entry script at the top of the folder; logs / not_logs: names of
     train logs and of files that never are (requirements.txt); log_depth: how many folder
-    levels hold logs (1 = top only, 2 = also `logs/`); missing_logs: `error` or `warning`.
+    levels hold logs (1 = top only, 2 = also `logs/`); optional: the required roles (`readme`,
+    `submission`, `entry`, `log`) whose absence is a warning on this track, not an error.
     """
 
     entry: tuple[str, ...] = ("train_gpt.py",)
     logs: tuple[str, ...] = ("*.log", "*.txt")
     not_logs: tuple[str, ...] = ("requirements*.txt",)
     log_depth: int = 3
-    missing_logs: str = "error"
+    optional: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, doc: Any, source: str) -> "FilePolicy":
@@ -144,8 +146,8 @@ class FilePolicy:
                 v = tuple(v)
             elif isinstance(default, int) and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
                 raise InputError(f"files.{key}: a positive whole number", source)
-            elif key == "missing_logs" and v not in ("error", "warning"):
-                raise InputError("files.missing_logs: `error` or `warning`", source)
+            if key == "optional" and not set(v) <= set(REQUIRED_ROLES):
+                raise InputError(f"files.optional: roles among {', '.join(REQUIRED_ROLES)}", source)
             values[key] = v
         return cls(**values)
 
@@ -395,7 +397,7 @@ def _read_refused(e: UnsafeRead, shown: str, what: str, cap: int) -> Finding:
     return TOO_LARGE.finding(f"{what} could not be read ({e.reason})", shown)
 
 
-def _load_submission(folder: Path, rel: str | None, size: int, caps: Caps, out: list[Finding]) -> tuple[dict[str, Any], Path | None, str]:
+def _read_submission(folder: Path, rel: str | None, size: int, caps: Caps, out: list[Finding]) -> tuple[dict[str, Any], Path | None, str]:
     if rel is None:
         return {}, None, ""
     path = folder / rel
@@ -412,6 +414,20 @@ def _load_submission(folder: Path, rel: str | None, size: int, caps: Caps, out: 
     if not isinstance(data, dict):
         raise InputError(f"expected a JSON object, found {type(data).__name__}", str(path), 1)
     return data, path, raw.decode("utf-8", errors="replace")
+
+
+def load_submission(folder: str | Path) -> tuple[dict[str, Any], Path | None, str]:
+    """(data, path, text) of the submission.json the loader would pick in `folder`, read the
+    same hostile-safe way (no link, capped, bounded JSON); ({}, None, "") when there is none or
+    it is refused. Raises `InputError` for invalid JSON, as `load_record` does."""
+    folder = Path(folder)
+    top = [Listed(e.rel, e.kind, e.size) for e in scan(folder, max_depth=1, hidden=True)]
+    rel = _pick_submission(top)
+    entry = next((e for e in top if e.rel == rel), None)
+    return _read_submission(folder, rel if entry and entry.kind == "file" else None, entry.size if entry else 0, CAPS, [])
+
+
+_load_submission = load_submission  # the name harness.reproduce imports
 
 
 def _track(folder: Path, submission: dict[str, Any]) -> tuple[str | None, str]:
@@ -445,7 +461,7 @@ def load_record(path: str | Path, listing: list[Listed] | None = None, policy: F
         found.append(NOT_ENTERED.finding(f"only the first {caps.scan_entries:,} entries are read", str(folder)))
     sub_rel = _pick_submission(listing)
     sub_entry = next((e for e in listing if e.rel == sub_rel), None)
-    submission, sub_path, sub_text = _load_submission(
+    submission, sub_path, sub_text = _read_submission(
         folder, sub_rel if sub_entry and sub_entry.kind == "file" else None, sub_entry.size if sub_entry else 0, caps, found)
     track, track_source = _track(folder, submission)
     policy = policy or file_policy(track)

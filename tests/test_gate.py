@@ -223,13 +223,13 @@ def test_non_record_track_freedoms_come_from_its_ruleset(tmp_path, capsys):
     (study / "logs").mkdir(parents=True)
     shutil.copy(LEGAL, study / "train_mamba3_hybrid.py")
     (study / "README.md").write_text("# a study\n")
-    shutil.copy(RECORD / "submission.json", study / "submission.json")
     (study / "requirements.txt").write_text("torch\n")
-    commit(repo, "study without logs")
+    commit(repo, "study without logs or submission.json")
     rc, out, _ = gate(capsys, repo)
-    assert rc == 0, out  # no logs: a warning on this track
+    assert rc == 0, out  # no logs, no submission.json: warnings on this track
     req = [f for f in out["children"][0]["findings"] if f["id"] == "PG-GATE-003"]
-    assert [f["severity"] for f in req] == ["warning"] and "train logs" in req[0]["message"]
+    assert [f["severity"] for f in req] == ["warning"] and req[0]["data"]["missing"] == ["submission", "log"]
+    shutil.copy(RECORD / "submission.json", study / "submission.json")
     assert out["children"][0]["data"]["files"] == {} or "requirements.txt" not in [
         k for k, v in out["children"][0]["data"]["files"].items() if v == "log"]
     for log in RECORD.glob("train_seed*.log"):
