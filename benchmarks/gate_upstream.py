@@ -3,9 +3,9 @@
     python benchmarks/gate_upstream.py GIT_DIR [--jobs 2] [--only PR[,PR…]] [--json OUT.json]
     python benchmarks/gate_upstream.py /work/.mirror/openai+parameter-golf/repo
 
-For each merge commit on the main branch (first-parent history) whose change touches
-`records/`, the gate runs as CI would: `pgolf gate --repo GIT_DIR --base <first parent> --head
-<merge commit> --format json`, each in its own process. GIT_DIR may be a bare repository: the
+For each merge commit on the main branch whose change touches `records/` (and each squash-merged
+PR commit, `… (#N)`, on its first-parent history), the gate runs as CI would: `pgolf gate --repo
+GIT_DIR --base <first parent> --head <merge commit> --format json`, each in its own process. GIT_DIR may be a bare repository: the
 gate reads the PR from git objects, never a working tree. Prints one row per PR (verdict, exit
 code, failing rule ids, warnings, seconds) and the PASS / FAIL / REVIEW / exit-2 counts; the
 organizers merged every one of these PRs, so each FAIL is either a real violation or a gate
@@ -33,16 +33,26 @@ def git(git_dir: Path, *args: str) -> str:
 
 
 def merged_record_prs(git_dir: Path, branch: str) -> list[dict]:
-    """(pr, base, head, subject) of each merge on `branch` whose change touches records/."""
+    """(pr, base, head, subject, how) of each PR merged into `branch` whose change touches
+    records/: every merge commit (base = its first parent), and every squash-merged commit on the
+    first-parent history whose subject names a PR, `… (#N)` (base = its parent)."""
     out = []
-    for line in git(git_dir, "log", "--merges", "--first-parent", "--format=%H %P%x09%s", branch).splitlines():
-        shas, _, subject = line.partition("\t")
-        head, base = shas.split()[:2]
-        touched = git(git_dir, "diff", "--name-only", "-z", base, head).split("\0")
-        if not any(p.startswith("records/") for p in touched):
-            continue
-        m = PR_NUMBER.search(subject)
-        out.append({"pr": int(m.group(1)) if m else None, "base": base, "head": head, "subject": subject})
+    merges = git(git_dir, "log", "--merges", "--format=%H %P%x09%s", branch).splitlines()
+    squashes = [ln for ln in git(git_dir, "log", "--first-parent", "--no-merges", "--format=%H %P%x09%s",
+                                 branch).splitlines() if re.search(r"\(#\d+\)\s*$", ln)]
+    for how, lines in (("merge", merges), ("squash", squashes)):
+        for line in lines:
+            shas, _, subject = line.partition("\t")
+            parts = shas.split()
+            if len(parts) < 2:
+                continue  # a root commit
+            head, base = parts[:2]
+            touched = git(git_dir, "diff", "--name-only", "-z", base, head).split("\0")
+            if not any(p.startswith("records/") for p in touched):
+                continue
+            m = PR_NUMBER.search(subject) or re.search(r"\(#(\d+)\)\s*$", subject)
+            out.append({"pr": int(m.group(1)) if m else None, "base": base, "head": head, "subject": subject,
+                        "how": how})
     return out
 
 
@@ -102,19 +112,19 @@ def main() -> int:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         rows = list(pool.map(lambda p: gate_one(args.git_dir, p), prs))
-    print(f"{'PR':>6} {'verdict':<8} {'rc':>3} {'s':>6}  record / failing rules (errors) [warnings]")
+    print(f"{'PR':>6} {'how':<6} {'verdict':<8} {'rc':>3} {'s':>6}  record / failing rules (errors) [warnings]")
     for r in rows:
         rec = ", ".join(x.rsplit("/", 1)[-1] for x in r["records"])[:70] or r["subject"][:70]
         errs = " ".join(sorted(set(r["errors"])))
         warns = " ".join(sorted(set(r["warnings"])))
-        print(f"{str(r['pr']):>6} {r['verdict']:<8} {r['rc']:>3} {r['seconds']:>6}  {rec}")
+        print(f"{str(r['pr']):>6} {r['how']:<6} {r['verdict']:<8} {r['rc']:>3} {r['seconds']:>6}  {rec}")
         if errs or r.get("detail"):
-            print(f"{'':>27}errors: {errs or r.get('detail')}")
+            print(f"{'':>34}errors: {errs or r.get('detail')}")
             if args.verbose:
                 for m in r.get("messages", []):
-                    print(f"{'':>29}{m}")
+                    print(f"{'':>36}{m}")
         if warns:
-            print(f"{'':>27}[warnings: {warns}]")
+            print(f"{'':>34}[warnings: {warns}]")
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
@@ -123,7 +133,9 @@ def main() -> int:
         for rid in set(r["errors"]):
             by_rule[rid] = by_rule.get(rid, 0) + 1
     secs = sorted(r["seconds"] for r in rows)
-    print(f"\n{len(rows)} merged PRs touching records/: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    hows = {h: sum(1 for r in rows if r["how"] == h) for h in ("merge", "squash")}
+    print(f"\n{len(rows)} merged PRs touching records/ ({hows['merge']} merge commits, {hows['squash']} squashed): "
+          + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print("failing rule ids (PRs): " + ", ".join(f"{k} {v}" for k, v in sorted(by_rule.items(), key=lambda x: -x[1])))
     if secs:
         print(f"gate time per PR: median {secs[len(secs) // 2]:.2f} s, max {secs[-1]:.2f} s; "

@@ -151,9 +151,9 @@ def bomb_case(codec: str, tmp: Path, cache: Path) -> tuple[list[str], str] | Non
 
 
 def base64_chain_case(tmp: Path) -> tuple[list[str], str]:
-    """A literal decoded through b64 -> b85 -> b32 -> a85 -> b64 (no compression: the decoders
-    themselves must not multiply memory), as large as the audit's file cap allows."""
-    inner = b"x = 1\n" * 300_000
+    """A literal decoded through b85 -> b32 -> a85 -> b64 (no compression: the decoders themselves
+    must not multiply memory), 6 MB of source for one 1.5 MB string statement."""
+    inner = b"s = '" + b"A" * 1_500_000 + b"'\n"
     for enc in (base64.b64encode, base64.a85encode, base64.b32encode, base64.b85encode):
         inner = enc(inner)
     rec = tmp / "rec"
@@ -264,7 +264,7 @@ def _ids(doc: dict) -> list[str]:
     """Distinct ids of the errors and warnings in a report, parents first."""
     out: list[str] = []
     for f in doc.get("findings", []):
-        if f.get("severity") in ("error", "warning") and f["id"] not in out:
+        if (f.get("severity") in ("error", "warning") or f.get("undecided")) and f["id"] not in out:
             out.append(f["id"])
     for c in doc.get("children", []):
         out += [i for i in _ids(c) if i not in out]

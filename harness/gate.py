@@ -40,21 +40,23 @@ from harness.records import TRACKS, FileRule, Listed, file_policy, natural_role,
 FOLDER_RE = re.compile(r"^\d{4}-\d{2}-\d{2}_\S.*$")
 NOTHING_TO_GATE = "no record added: nothing to gate"
 
-ONE_FOLDER = FileRule("PG-GATE-001", Severity.ERROR,
-                      "a record PR adds exactly one new folder under one records/track_* folder",
-                      "split the PR: one pull request per record folder")
-FOLDER_NAME = FileRule("PG-GATE-002", Severity.ERROR, "the record folder is named YYYY-MM-DD_Description",
-                       "rename the folder, e.g. 2026-05-01_ShortDescription")
-REQUIRED = FileRule("PG-GATE-003", Severity.ERROR,
-                    "the record folder holds README.md, submission.json, the entry script and its train logs",
-                    "add the missing files to the record folder")
-OUTSIDE = FileRule("PG-GATE-004", Severity.ERROR, "the PR changes files outside its record folder")
-UNREADABLE = FileRule("PG-GATE-005", Severity.ERROR, "the record's files could not be checked",
-                      "fix the file named, then push again")
-LINKS = FileRule("PG-GATE-006", Severity.ERROR, "a record may not contain symbolic links or submodules",
-                 "replace each link with the file it points to")
-TRACK = FileRule("PG-GATE-007", Severity.ERROR, "the record folder is under a track that does not exist",
-                 "move the folder under " + " or ".join(f"records/{t}" for t in TRACKS))
+
+def _rule(number: int, message: str, hint: str = "") -> FileRule:
+    """A shape rule of the gate: always an error (a PR of the wrong shape is not mergeable)."""
+    return FileRule(f"PG-GATE-{number:03d}", Severity.ERROR, message, hint)
+
+
+ONE_FOLDER = _rule(1, "a record PR adds exactly one new folder under one records/track_* folder",
+                   "split the PR: one pull request per record folder")
+FOLDER_NAME = _rule(2, "the record folder is named YYYY-MM-DD_Description",
+                    "rename the folder, e.g. 2026-05-01_ShortDescription")
+REQUIRED = _rule(3, "the record folder holds README.md, submission.json, the entry script and its train logs",
+                 "add the missing files to the record folder")
+OUTSIDE = _rule(4, "the PR changes files outside its record folder")  # the fix depends on the change
+UNREADABLE = _rule(5, "the record's files could not be checked", "fix the file named, then push again")
+LINKS = _rule(6, "a record may not contain symbolic links or submodules", "replace each link with the file it points to")
+TRACK = _rule(7, "the record folder is under a track that does not exist",
+              "move the folder under " + " or ".join(f"records/{t}" for t in TRACKS))
 GATE_RULES = (ONE_FOLDER, FOLDER_NAME, REQUIRED, OUTSIDE, UNREADABLE, LINKS, TRACK)
 GateRule = FileRule  # the gate's rules are file rules (kept for callers of the old name)
 LINK_WARNING = "PG-INPUT-002"

@@ -66,6 +66,17 @@ def _baseline(args: argparse.Namespace):
     return None
 
 
+def _file_policy(args: argparse.Namespace):
+    """The `files:` block of --ruleset when one is named (else the record's track decides)."""
+    if not args.ruleset:
+        return None
+    from harness.records import FilePolicy
+    from harness.rulesets import load_ruleset
+
+    rs = load_ruleset(args.ruleset)
+    return FilePolicy.from_dict(rs.extra.get("files"), rs.path)
+
+
 def _emit(text: str, args: argparse.Namespace) -> None:
     sys.stdout.write(text)
     if args.output:
@@ -93,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.all_tree:
         return run_all(Path(args.all_tree), args, against)
     try:
-        record = load_record(args.record)
+        record = load_record(args.record, policy=_file_policy(args))
     except InputError as e:
         if args.format != "text" and e.path is not None:
             # machine-read formats always get a complete report, here one saying why it is unusable
@@ -194,7 +205,7 @@ def run_all(tree: Path, args: argparse.Namespace, against) -> int:
             children.append(_linked(folder))
             continue
         try:
-            children.append(check_record(load_record(folder), args.ruleset, against))
+            children.append(check_record(load_record(folder, policy=_file_policy(args)), args.ruleset, against))
         except InputError as e:
             children.append(_unusable(folder, e))
     rows = [summary_row(c) for c in children]

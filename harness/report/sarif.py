@@ -30,6 +30,13 @@ def _rule_meta(rule_id: str) -> dict:
         meta["shortDescription"] = {"text": cls.message}
         meta["fullDescription"] = {"text": cls.rationale() or cls.message}
         meta["properties"] = {"condition": cls.condition, "confidence": cls.confidence}
+    else:  # a check, gate or input rule: its one-line summary and fix
+        from harness.report.hints import FIXES, why
+
+        if (summary := why(rule_id)):
+            meta["shortDescription"] = {"text": summary}
+        if rule_id in FIXES:
+            meta["help"] = {"text": FIXES[rule_id]}
     return meta
 
 

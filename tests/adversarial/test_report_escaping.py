@@ -166,3 +166,25 @@ def test_rich_markup_in_a_phase_name_is_text():
 
     out = rich_table(["phase"], [["evil[/]x[bold]y[link=http://e]z"]])
     assert "evil[/]x[bold]y[link=http://e]z" in out
+
+
+def test_markup_in_a_phase_name_through_the_text_report_and_progress():
+    import io
+
+    from harness.progress import Progress, RichProgress
+    from harness.report import Report, render
+
+    r = Report("check", "rec", [], {"seeds": [{"seed": 1, "scored_phase": "final[/]evil[bold]x", "val_bpb": 1.1}]})
+    assert "final[/]evil[bold]x" in render("text", r)
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    for cls in (Progress, RichProgress):
+        buf = Tty()
+        p = cls(buf)
+        p.seed_started(1, 1, 1, 600.0)
+        p.seed_finished(1, "ok", "phase final[/]evil \x1b]52;c;cGF5\x07 done")
+        p.close()
+        assert "final[/]evil" in buf.getvalue() and "]52;" not in buf.getvalue()
