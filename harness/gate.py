@@ -35,7 +35,7 @@ from typing import Any, Iterable
 
 from harness.errors import InputError
 from harness.findings import EvidenceStep, Finding, Location, Severity
-from harness.records import TRACKS, FileRule, Listed, file_policy, natural_role, _pick_submission
+from harness.records import TRACKS, FileRule, Listed, file_policy, natural_role, pick_submission
 
 FOLDER_RE = re.compile(r"^\d{4}-\d{2}-\d{2}_\S.*$")
 NOTHING_TO_GATE = "no record added: nothing to gate"
@@ -58,7 +58,6 @@ LINKS = _rule(6, "a record may not contain symbolic links or submodules", "repla
 TRACK = _rule(7, "the record folder is under a track that does not exist",
               "move the folder under " + " or ".join(f"records/{t}" for t in TRACKS))
 GATE_RULES = (ONE_FOLDER, FOLDER_NAME, REQUIRED, OUTSIDE, UNREADABLE, LINKS, TRACK)
-GateRule = FileRule  # the gate's rules are file rules (kept for callers of the old name)
 LINK_WARNING = "PG-INPUT-002"
 
 STATUS_WORDS = {"A": "added", "M": "changed", "D": "deleted", "T": "changed type", "C": "copied", "R": "renamed",
@@ -225,14 +224,6 @@ def _outside_hint(outside: list[tuple[str, str]], folders: list[str]) -> str:
     return "split the PR: only the record folder belongs in a record PR (or ask a reviewer to allow the paths)"
 
 
-def shape_findings(changes: list[tuple[str, str]], existing: set[str] | None = None,
-                   allow: AllowList | None = None) -> tuple[list[Finding], str | None]:
-    """Findings on the shape of the change and the record folder (repo-relative), for callers
-    with one folder; see `shape_of` for the full picture."""
-    shape = shape_of(changes, existing, allow)
-    return shape.findings, (shape.folders[0] if len(shape.folders) == 1 else None)
-
-
 def shape_of(changes: list[tuple[str, str]], existing: set[str] | None = None,
              allow: AllowList | None = None) -> Shape:
     """The new record folders (folders under records/track_* that the base lacks: `existing`
@@ -285,9 +276,8 @@ def _cap_for(role: str, caps: ExtractCaps) -> int:
 
 
 def _snapshot_dir(tmp: Path, shown_as: str) -> Path:
-    parts = PurePosixPath(shown_as).parts
-    track = next((p for p in parts if p in TRACKS), None)
-    name = parts[-1] if parts else "record"
+    """`tmp/records/<track>/<name>`: the track stays in the path, where the loader looks for it."""
+    track, name = _track_of(shown_as), PurePosixPath(shown_as).name or "record"
     folder = tmp / "records" / track / name if track else tmp / "records" / name
     folder.mkdir(parents=True)
     return folder
@@ -301,7 +291,7 @@ def _refusals(listing: list[Listed], shown_as: str, extracted: set[str], caps: E
     if links:
         out.append(LINKS.finding(", ".join(links[:10]) + (f" and {len(links) - 10} more" if len(links) > 10 else ""),
                                  f"{shown_as}/{links[0]}", paths=links[:100]))
-    sub = _pick_submission(listing)
+    sub = pick_submission(listing)
     policy = file_policy(_track_of(shown_as))
     for e in listing:
         if e.kind == "file" and e.rel not in extracted:
@@ -330,7 +320,7 @@ def snapshot_from_git(repo: Path, ref: str, folder: str, tmp: Path, caps: Extrac
         else:
             listing.append(Listed(rel, "file", size or 0))
             blobs.append((rel, oid, size or 0))
-    sub = _pick_submission(listing)
+    sub = pick_submission(listing)
     policy = file_policy(_track_of(folder))
     budget, extracted = caps.total, set()
     for rel, oid, size in blobs:
@@ -356,7 +346,7 @@ def snapshot_from_folder(folder: Path, tmp: Path, caps: ExtractCaps = EXTRACT) -
     shown_as = str(folder)
     dest = _snapshot_dir(tmp, os.path.abspath(folder))
     listing = list_folder(folder)
-    sub = _pick_submission(listing)
+    sub = pick_submission(listing)
     policy = file_policy(_track_of(os.path.abspath(folder)))
     budget, extracted = caps.total, set()
     for e in listing:
@@ -393,7 +383,7 @@ def required_files_findings(record_or_listing: Any, shown_as: str, track: str | 
     else:
         listing = list(record_or_listing)
         policy = file_policy(track)
-        sub = _pick_submission(listing)
+        sub = pick_submission(listing)
         roles = {natural_role(e, policy, sub) for e in listing} - {"log"}  # the loader found none it could read
     names = {"readme": "README.md", "submission": "submission.json",
              "entry": f"the entry script ({', '.join(policy.entry)})", "log": "train logs (*.log, or *.txt train logs)"}

@@ -195,7 +195,9 @@ def list_folder(folder: Path, caps: Caps = CAPS) -> list[Listed]:
     return sorted(entries, key=lambda e: PurePosixPath(e.rel).parts)
 
 
-def _pick_submission(listing: Iterable[Listed]) -> str | None:
+def pick_submission(listing: Iterable[Listed]) -> str | None:
+    """The submission file among the top-level entries: `submission.json`, else the first
+    `submission*.json` (check and gate agree on which one it is)."""
     top = [e.rel for e in listing if "/" not in e.rel and e.kind in ("file", "link", "other")]
     for pattern in SUBMISSION_NAMES:
         hits = sorted(r for r in top if fnmatch.fnmatchcase(r, pattern))
@@ -422,7 +424,7 @@ def load_submission(folder: str | Path) -> tuple[dict[str, Any], Path | None, st
     it is refused. Raises `InputError` for invalid JSON, as `load_record` does."""
     folder = Path(folder)
     top = [Listed(e.rel, e.kind, e.size) for e in scan(folder, max_depth=1, hidden=True)]
-    rel = _pick_submission(top)
+    rel = pick_submission(top)
     entry = next((e for e in top if e.rel == rel), None)
     return _read_submission(folder, rel if entry and entry.kind == "file" else None, entry.size if entry else 0, CAPS, [])
 
@@ -459,7 +461,7 @@ def load_record(path: str | Path, listing: list[Listed] | None = None, policy: F
     if len(listing) > caps.scan_entries:
         listing = listing[:caps.scan_entries]
         found.append(NOT_ENTERED.finding(f"only the first {caps.scan_entries:,} entries are read", str(folder)))
-    sub_rel = _pick_submission(listing)
+    sub_rel = pick_submission(listing)
     sub_entry = next((e for e in listing if e.rel == sub_rel), None)
     submission, sub_path, sub_text = _read_submission(
         folder, sub_rel if sub_entry and sub_entry.kind == "file" else None, sub_entry.size if sub_entry else 0, caps, found)
@@ -540,6 +542,6 @@ def inventory(folder: str | Path, policy: FilePolicy | None = None) -> list[File
     `.txt` log candidate is `log`). For the roles after reading, use `load_record(...).inventory`."""
     folder = Path(folder)
     listing = list_folder(folder)
-    sub = _pick_submission(listing)
+    sub = pick_submission(listing)
     policy = policy or file_policy(_track(folder, {})[0])
     return [FileEntry(e.rel, e.kind, e.size, natural_role(e, policy, sub)) for e in listing]
