@@ -51,7 +51,9 @@ def merged_record_prs(git_dir: Path, branch: str) -> list[dict]:
             if not any(p.startswith("records/") for p in touched):
                 continue
             m = PR_NUMBER.search(subject) or re.search(r"\(#(\d+)\)\s*$", subject)
-            out.append({"pr": int(m.group(1)) if m else None, "base": base, "head": head, "subject": subject,
+            if m is None:
+                continue  # e.g. "Merge branch 'openai:main' into main" inside a fork's history: no PR
+            out.append({"pr": int(m.group(1)), "base": base, "head": head, "subject": subject,
                         "how": how})
     return out
 

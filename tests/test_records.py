@@ -149,9 +149,9 @@ def test_file_policy_is_read_from_each_tracks_ruleset():
     from harness.records import FilePolicy, file_policy
 
     record, study = file_policy("track_10min_16mb"), file_policy("track_non_record_16mb")
-    assert record.entry == ("train_gpt.py",) and record.optional == ()
-    assert study.is_entry("train_gpt_hnet.py") and study.optional == ("log", "submission")
-    assert not record.is_entry("train_gpt_hnet.py") and not study.is_entry("sub/train.py")
+    assert record.is_entry("train_gpt.py") and record.is_entry("train_gpt_cuda_ternary.py") and record.optional == ()
+    assert study.is_entry("train_mamba3_hybrid.py") and study.optional == ("log", "submission")
+    assert not record.is_entry("train_mamba3_hybrid.py") and not study.is_entry("sub/train.py")
     assert study.is_log_name("logs/train0.txt") and not study.is_log_name("requirements.txt")
     with pytest.raises(InputError, match="unknown setting"):
         FilePolicy.from_dict({"entries": ["x"]}, "r.yaml")
