@@ -19,7 +19,8 @@ The PR is hostile input read next to CI secrets, so the gate cannot be walked ar
   extracted, each under a cap, into a private snapshot that check and audit read. A symbolic
   link (mode 120000) or submodule is never extracted nor its target read: it is a finding
   (PG-GATE-006, a record may not contain links);
-- the PR's code is parsed, never run or imported.
+- the PR's code is parsed, never run or imported, and the audit runs in a forked worker under a
+  memory limit and a deadline (`AuditLimits`): a parser crash is a finding, not a lost report.
 A PR that adds no record gets a neutral exit 0 and one line: "no record added: nothing to gate".
 """
 from __future__ import annotations
@@ -434,24 +435,90 @@ def gate_snapshot(snap: Snapshot, shown_as: str, shape: list[Finding] | None = N
     return relocate(report, str(snap.folder), shown_as)
 
 
-def audit_folder_report(folder: Path, listing: list[Listed] | None = None):
-    """The static audit of the folder's Python code as a Report, or None when it has none. Only
-    files the snapshot holds are audited; a crash of the audit becomes a finding."""
-    from harness.commands.audit import build_report
-    from harness.report import Report
+@dataclass(frozen=True)
+class AuditLimits:
+    """The audit of a PR's code runs in a forked worker with these limits, so that nothing the
+    code does to the parser (a native-parser crash on deep nesting, a decompression bomb, a
+    pathological file) can take the gate down: a dead, over-limit or late worker is a finding."""
 
+    memory_bytes: int = 2 << 30
+    seconds: float = 600.0
+
+
+AUDIT_LIMITS = AuditLimits()
+
+
+def audit_folder_report(folder: Path, listing: list[Listed] | None = None, limits: AuditLimits = AUDIT_LIMITS):
+    """The static audit of the folder's Python code as a Report, or None when it has none. Only
+    files the snapshot holds are audited, in a worker process (`AuditLimits`); a crash, a
+    timeout or an exception of the audit becomes a PG-GATE-005 finding (REVIEW by hand)."""
     if not any(p.suffix == ".py" for p in folder.glob("*.py")) and not any(
             e.rel.endswith(".py") for e in (listing or []) if e.kind == "file"):
         return None
+    outcome = _in_worker(_audit_worker, str(folder), limits)
+    if isinstance(outcome, str):
+        from harness.report import Report
+
+        f = UNREADABLE.finding(f"the audit of the code did not finish ({outcome}): review the code by hand",
+                               str(folder), hint="split very deep or very large code; report it to the pgolf maintainers")
+        return Report("audit", str(folder), [replace(f, undecided=True)], {"files": 0})
+    return outcome
+
+
+def _audit_worker(folder: str):
+    from harness.commands.audit import build_report
+
     try:
-        return build_report(folder)
+        return build_report(Path(folder))
     except InputError:
         return None  # no Python file was extracted (each refusal is reported already)
-    except Exception as e:  # noqa: BLE001 - the audit of hostile code must not cost the report
-        f = Finding("PG-GATE-005", Severity.ERROR, f"the audit could not run ({type(e).__name__}): review by hand",
-                    condition="PARSE", location=Location(str(folder)), undecided=True,
-                    data={"hint": "report this to the pgolf maintainers with the record"})
-        return Report("audit", str(folder), [f], {"files": 0})
+
+
+def _in_worker(fn, arg: str, limits: AuditLimits):
+    """`fn(arg)` in a forked child under an address-space limit and a deadline: its result, or a
+    string saying how it ended (a signal, an exception, over time)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_worker_main, args=(fn, arg, limits.memory_bytes, send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(limits.seconds):
+            return f"over {limits.seconds:.0f} s"
+        try:
+            ok, value = receive.recv()
+        except (EOFError, OSError):
+            child.join(5)
+            code = child.exitcode
+            return f"the worker died: signal {-code}" if code is not None and code < 0 else f"the worker died: exit {code}"
+        return value
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join(5)
+
+
+def _worker_main(fn, arg: str, memory_bytes: int, send) -> None:
+    import resource
+
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+        if soft == resource.RLIM_INFINITY or soft > cap:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (ValueError, OSError):
+        pass
+    try:
+        result = (True, fn(arg))
+    except MemoryError:
+        result = (False, "over the memory limit")
+    except Exception as e:  # noqa: BLE001 - said in the report, never a traceback
+        result = (False, f"{type(e).__name__} in the audit")
+    send.send(result)
+    send.close()
 
 
 def gate_folder(folder: Path, shape: list[Finding] | None = None, shown_as: str | None = None, against=None):

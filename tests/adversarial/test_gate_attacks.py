@@ -120,3 +120,16 @@ def test_oversized_blobs_are_listed_not_extracted(tmp_path):
     too_large = {f["location"]["path"].rsplit("/", 1)[-1] for c in [doc["children"][0]] + doc["children"][0]["children"]
                  for f in c["findings"] if f["id"] == "PG-INPUT-003"}
     assert too_large == {"train_gpt.py", "train_seed9.log"}
+
+
+def test_code_that_crashes_the_parser_still_gets_a_report(tmp_path):
+    """1,300 nested parentheses crash libcst's native parser (a segfault): the gate audits in a
+    worker process, so the crash is a finding in a complete report, not a missing one."""
+    repo = base_repo(tmp_path)
+    rec = write_record(repo / TRACK / "2026-05-01_Deep")
+    (rec / "train_gpt.py").write_text("x = " + "(" * 1300 + "1" + ")" * 1300 + "\nprint(x)\n")
+    commit(repo, "deep")
+    doc = gate_all(repo, 1)
+    audit = [c for c in doc["children"][0]["children"] if c["kind"] == "audit"][0]
+    assert audit["verdict"] in ("FAIL", "REVIEW")
+    assert audit["findings"] or audit.get("children")
