@@ -13,6 +13,8 @@ sparse file or a FIFO must not reach a report or exhaust memory. Everything in `
   then reads at most `cap + 1` bytes (a file that grows while read is still refused).
 - `read_under(root, rel, cap)` does the same for a path inside `root`, refusing when any
   component between `root` and the file is a link (O_NOFOLLOW only guards the last component).
+- `iter_lines_under(root, rel, cap, max_line)` streams the lines of such a file (train logs):
+  refused before reading when over `cap`, each line cut to `max_line` bytes, never read whole.
 
 This module lives in `audit` because `audit` may not import `harness`; `harness` imports it.
 """
@@ -127,6 +129,17 @@ def read_capped(path: str | os.PathLike, cap: int) -> bytes:
 def read_under(root: str | os.PathLike, rel: str, cap: int) -> bytes:
     """`read_capped` of `root/rel`, refusing when any folder between `root` and the file is a
     link: each component is opened relative to the previous one with O_NOFOLLOW."""
+    name, fd = open_under(root, rel)
+    try:
+        return _read_fd(name, fd, cap)
+    finally:
+        os.close(fd)
+
+
+def open_under(root: str | os.PathLike, rel: str) -> tuple[str, int]:
+    """(path, descriptor) of `root/rel` opened for reading without following any link between
+    `root` and the file (each component opened relative to the previous one with O_NOFOLLOW).
+    The caller closes the descriptor; `UnsafeRead` as for `read_capped`."""
     parts = [p for p in Path(rel).parts if p not in ("", ".")]
     if not parts or any(p == ".." for p in parts) or Path(rel).is_absolute():
         raise UnsafeRead(os.path.join(os.fspath(root), rel), "unreadable", "path leaves the record folder")
@@ -145,15 +158,62 @@ def read_under(root: str | os.PathLike, rel: str, cap: int) -> bytes:
             os.close(fd)
             fd = nxt
         try:
-            ffd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), dir_fd=fd)
+            return name, os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), dir_fd=fd)
         except OSError as e:
             raise _error(name, e) from None
-        try:
-            return _read_fd(name, ffd, cap)
-        finally:
-            os.close(ffd)
     finally:
         os.close(fd)
+
+
+def iter_lines_under(root: str | os.PathLike, rel: str, cap: int, max_line: int) -> Iterator[tuple[bytes, bool]]:
+    """The lines of `root/rel` (opened as `open_under` does), streamed: the file is refused
+    before reading when `fstat` says it is over `cap`, read in 1 MiB blocks (never whole), and
+    each line comes back without its newline, cut to `max_line` bytes, with a flag saying
+    whether it was cut. Memory stays at one block plus one line whatever the file holds.
+    Reading stops (`UnsafeRead` too-large) if the file grows past `cap` while read."""
+    name, fd = open_under(root, rel)
+    try:
+        yield from _lines_fd(name, fd, cap, max_line)
+    finally:
+        os.close(fd)
+
+
+def _lines_fd(name: str, fd: int, cap: int, max_line: int) -> Iterator[tuple[bytes, bool]]:
+    _check_regular(name, fd, cap)
+    got = 0
+    pending = bytearray()
+    cut = False
+    while True:
+        block = os.read(fd, 1 << 20)
+        if not block:
+            break
+        got += len(block)
+        if got > cap:
+            raise UnsafeRead(name, "too-large", f"grew past the {cap}-byte cap while read", got)
+        start = 0
+        while True:
+            nl = block.find(b"\n", start)
+            piece = block[start:] if nl < 0 else block[start:nl]
+            room = max_line - len(pending)
+            if len(piece) > room:
+                piece, cut = piece[:max(room, 0)], True
+            pending += piece
+            if nl < 0:
+                break
+            yield bytes(pending), cut
+            pending.clear()
+            cut = False
+            start = nl + 1
+    if pending or cut:
+        yield bytes(pending), cut
+
+
+def _check_regular(name: str, fd: int, cap: int) -> None:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeRead(name, "not-regular", f"not a regular file ({kind_of(st.st_mode)})")
+    if st.st_size > cap:
+        raise UnsafeRead(name, "too-large", f"{st.st_size} bytes, over the {cap}-byte cap", st.st_size)
 
 
 def read_text_capped(path: str | os.PathLike, cap: int, encoding: str = "utf-8") -> str:
@@ -162,11 +222,7 @@ def read_text_capped(path: str | os.PathLike, cap: int, encoding: str = "utf-8")
 
 
 def _read_fd(name: str, fd: int, cap: int) -> bytes:
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        raise UnsafeRead(name, "not-regular", f"not a regular file ({kind_of(st.st_mode)})")
-    if st.st_size > cap:
-        raise UnsafeRead(name, "too-large", f"{st.st_size} bytes, over the {cap}-byte cap", st.st_size)
+    _check_regular(name, fd, cap)
     chunks: list[bytes] = []
     got = 0
     while got <= cap:

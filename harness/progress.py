@@ -5,6 +5,9 @@ printed only when something changes (a seed starts or ends, the phase changes, o
 `every_s` seconds), so a log file stays readable. The phase is read from the stamped lines:
 "start" until the first timed step line, "train" until the stop line, then the name of the
 last evaluation phase seen, "done" at the end.
+
+Phase names come from the submission's output: they are escaped for the terminal (no escape
+sequences, no control characters) and never parsed as rich markup (`[/]` is text).
 """
 from __future__ import annotations
 
@@ -84,7 +87,9 @@ class Progress:
             self.write(self.status_text())
 
     def write(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        from harness.escape import guard_output, terminal
+
+        print(guard_output(terminal(text), "text"), file=self.out, flush=True)
 
 
 class RichProgress(Progress):
@@ -107,9 +112,12 @@ class RichProgress(Progress):
     def emit(self, force: bool = False) -> None:
         if self.seed is None:
             return
+        from harness.escape import rich_markup
+
+        # the description is rendered as rich markup: escape it (a phase named `[/]` is text)
         if self.task is None:
-            self.task = self.bar.add_task(self.status_text(), total=self.budget_s or None)
-        self.bar.update(self.task, description=self.status_text(), completed=min(self.elapsed(), self.budget_s))
+            self.task = self.bar.add_task(rich_markup(self.status_text()), total=self.budget_s or None)
+        self.bar.update(self.task, description=rich_markup(self.status_text()), completed=min(self.elapsed(), self.budget_s))
 
     def seed_finished(self, seed: int, status: str, summary: str) -> None:
         self.phase = "done"
@@ -117,10 +125,12 @@ class RichProgress(Progress):
         if self.task is not None:
             self.bar.stop_task(self.task)
             self.task = None
-        self.console.print(f"seed {seed} [{self.index}/{self.count}]: {status} in {self.elapsed():.1f} s  {summary}")
+        self.write(f"seed {seed} [{self.index}/{self.count}]: {status} in {self.elapsed():.1f} s  {summary}")
 
     def write(self, text: str) -> None:
-        self.console.print(text)
+        from harness.escape import rich_text
+
+        self.console.print(rich_text(text))
 
     def close(self) -> None:
         self.bar.stop()  # idempotent: rich ignores a second stop

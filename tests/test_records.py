@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -116,3 +117,108 @@ def test_every_corpus_folder_loads_or_says_why(corpus):
             continue
         assert rec.track in ("track_10min_16mb", "track_non_record_16mb")
         assert rec.logs
+
+
+# -- the inventory: one notion of a record's files, shared by check and gate ---------------------
+def test_inventory_gives_every_entry_a_role(tmp_path):
+    from harness.records import inventory
+
+    rec = copy_record(tmp_path / "track_non_record_16mb")
+    (rec / "README.md").write_text("# r\n")
+    (rec / "train_mamba3_hybrid.py").write_text("print(1)\n")
+    (rec / "helper.py").write_text("x = 1\n")
+    (rec / "requirements.txt").write_text("torch\n")
+    (rec / "logs").mkdir()
+    (rec / "logs" / "run1.txt").write_text((FIX / "new_format_phased_ttt.log").read_text())
+    (rec / "notes.txt").write_text("just notes\n")
+    os.symlink(tmp_path, rec / "outside")
+    os.mkfifo(rec / "pipe.log")
+    roles = {e.rel: e.role for e in load_record(rec).inventory}
+    assert roles == {
+        "README.md": "readme", "helper.py": "code", "logs": "folder", "logs/run1.txt": "log",
+        "notes.txt": "other", "outside": "link", "pipe.log": "special", "requirements.txt": "other",
+        "submission.json": "submission", "train_mamba3_hybrid.py": "entry", "train_seed1337.log": "log",
+        "train_seed2025.log": "log", "train_seed42.log": "log",
+    }
+    # before reading, a .txt candidate is a log; requirements.txt never is
+    before = {e.rel: e.role for e in inventory(rec)}
+    assert before["notes.txt"] == "log" and before["requirements.txt"] == "other"
+
+
+def test_file_policy_is_read_from_each_tracks_ruleset():
+    from harness.records import FilePolicy, file_policy
+
+    record, study = file_policy("track_10min_16mb"), file_policy("track_non_record_16mb")
+    assert record.is_entry("train_gpt.py") and record.is_entry("train_gpt_cuda_ternary.py") and record.optional == ()
+    assert study.is_entry("train_mamba3_hybrid.py") and study.optional == ("log", "submission")
+    assert not record.is_entry("train_mamba3_hybrid.py") and not study.is_entry("sub/train.py")
+    assert study.is_log_name("logs/train0.txt") and not study.is_log_name("requirements.txt")
+    with pytest.raises(InputError, match="unknown setting"):
+        FilePolicy.from_dict({"entries": ["x"]}, "r.yaml")
+    with pytest.raises(InputError, match="files.optional"):
+        FilePolicy.from_dict({"optional": ["readme", "tests"]}, "r.yaml")
+
+
+# -- hostile files: links, caps, JSON bounds -------------------------------------------------------
+def test_links_are_findings_and_never_read(tmp_path):
+    rec = copy_record(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("CANARY_records_7\n")
+    os.symlink(secret, rec / "README.md")
+    os.symlink("/proc/self/environ", rec / "train_seed7.log")
+    os.symlink(tmp_path, rec / "logs")
+    loaded = load_record(rec)
+    assert loaded.readme is None and sorted(loaded.seeds) == [42, 1337, 2025]
+    links = sorted(f.location.path.rsplit("/", 1)[-1] for f in loaded.findings if f.rule_id == "PG-INPUT-002")
+    assert links == ["README.md", "logs", "train_seed7.log"]
+    assert all(f.severity.value == "warning" for f in loaded.findings)
+    assert "CANARY" not in repr(loaded.__dict__)
+
+
+def test_files_over_their_cap_are_refused_before_reading(tmp_path):
+    rec = copy_record(tmp_path)
+    with open(rec / "train_seed9.log", "wb") as fh:
+        fh.truncate(1 << 30)  # sparse: 1 GB on paper, nothing on disk
+    with open(rec / "README.md", "wb") as fh:
+        fh.truncate(5 << 20)
+    loaded = load_record(rec)
+    big = {f.location.path.rsplit("/", 1)[-1]: f for f in loaded.findings if f.rule_id == "PG-INPUT-003"}
+    assert set(big) == {"train_seed9.log", "README.md"}
+    assert big["train_seed9.log"].undecided and big["train_seed9.log"].data["size"] == 1 << 30
+    assert {e.rel: e.role for e in loaded.inventory}["train_seed9.log"] == "too-large"
+
+
+def test_long_lines_and_floods_are_bounded(tmp_path):
+    from harness.logs.parse import MAX_KEPT, MAX_LINE_CHARS
+
+    rec = copy_record(tmp_path)
+    lines = [f"step:{i}/99999 train_loss:2.5 train_time:{i}ms" for i in range(MAX_KEPT["steps"] + 500)]
+    (rec / "train_seed9.log").write_text("x" * (MAX_LINE_CHARS * 8) + "\n" + "\n".join(lines) + "\n")
+    run = [lf for lf in load_record(rec).logs if lf.path.name == "train_seed9.log"][0].run
+    assert len(run.steps) == MAX_KEPT["steps"] and run.steps[-1].step == MAX_KEPT["steps"] + 499
+    assert run.long_lines == 1 and run.dropped_lines == 500
+    assert len(run.unknown[0][1]) == MAX_LINE_CHARS
+
+
+@pytest.mark.parametrize("text, expect", [
+    ('{"val_bpb": NaN, "bytes_total": Infinity}', ["NaN", "Infinity"]),
+    ('{"val_bpb": 1e999}', ["1e999"]),
+    ('{"seed": ' + "7" * 5000 + "}", ["777777777777…(5000 characters)"]),
+])
+def test_submission_numbers_json_cannot_carry_are_kept_as_text(tmp_path, text, expect):
+    rec = copy_record(tmp_path)
+    (rec / "submission.json").write_text(text)
+    loaded = load_record(rec)
+    odd = [f.message.rsplit(": ", 1)[-1] for f in loaded.findings if f.rule_id == "PG-INPUT-005"]
+    assert odd == expect
+    assert all(isinstance(v, str) for v in loaded.submission.values())
+
+
+def test_deeply_nested_submission_is_unusable_input_with_its_line(tmp_path):
+    rec = copy_record(tmp_path)
+    (rec / "submission.json").write_text('{"a": 1,\n"b": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(InputError, match="nested deeper than 64") as e:
+        load_record(rec)
+    assert e.value.line == 2
+    (rec / "submission.json").write_text('{"a": "' + "[" * 100_000 + '"}')  # brackets in a string: fine
+    assert load_record(rec).submission["a"].startswith("[[[")

@@ -65,6 +65,8 @@ def check_record(record: Record, ruleset: Any = None, against: Baseline | None =
     rs = _ruleset(record, ruleset)
     ctx = build_context(record, rs, against)
     findings = _run(ctx)
+    # what reading the files found (links not followed, files over their read cap), errors first
+    findings = sorted(getattr(record, "findings", []) + findings, key=lambda f: _SEVERITY_ORDER[f.severity])
     rows = [s.row() for s in ctx.seeds]
     scored = [r["val_bpb"] for r in rows if r["val_bpb"] is not None and r["seed"] is not None]
     data = {

@@ -52,18 +52,22 @@ def build_report(path: Path, jobs: int = 1, waivers=None) -> Report:
 
 
 def text(report: Report) -> str:
+    """Compiler-style lines; every submitted name and message escaped for the terminal and no
+    line able to start a CI workflow command (harness.escape)."""
+    from harness.escape import guard_output, terminal as t
+
     out = []
     for child in report.children:
         for f in child.findings:
             loc = f.location
             where = f"{loc.path}:{loc.line or 1}:{loc.column or 1}" if loc is not None else child.subject
-            out.append(f"{where}: {f.rule_id} {f.severity.value}: {f.message}")
+            out.append(f"{t(where)}: {t(f.rule_id)} {f.severity.value}: {t(f.message)}")
             for step in f.evidence:
-                at = f"{step.location}: " if step.location is not None else ""
-                out.append(f"    {at}{step.message}")
-        out.append(f"{child.subject}: {child.verdict.value}")
+                at = f"{t(step.location)}: " if step.location is not None else ""
+                out.append(f"    {at}{t(step.message)}")
+        out.append(f"{t(child.subject)}: {child.verdict.value}")
     out.append(f"overall: {report.verdict.value} ({len(report.children)} file(s))")
-    return "\n".join(out) + "\n"
+    return guard_output("\n".join(out) + "\n", "text")
 
 
 def run(args) -> int:

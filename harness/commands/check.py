@@ -8,7 +8,7 @@ JSON, unknown rule set) — with the file and line in the message.
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,17 @@ def _baseline(args: argparse.Namespace):
     return None
 
 
+def _file_policy(args: argparse.Namespace):
+    """The `files:` block of --ruleset when one is named (else the record's track decides)."""
+    if not args.ruleset:
+        return None
+    from harness.records import FilePolicy
+    from harness.rulesets import load_ruleset
+
+    rs = load_ruleset(args.ruleset)
+    return FilePolicy.from_dict(rs.extra.get("files"), rs.path)
+
+
 def _emit(text: str, args: argparse.Namespace) -> None:
     sys.stdout.write(text)
     if args.output:
@@ -92,25 +103,53 @@ def run(args: argparse.Namespace) -> int:
     against = _baseline(args)
     if args.all_tree:
         return run_all(Path(args.all_tree), args, against)
-    report = check_record(load_record(args.record), args.ruleset, against)
+    try:
+        record = load_record(args.record, policy=_file_policy(args))
+    except InputError as e:
+        if args.format != "text" and e.path is not None:
+            # machine-read formats always get a complete report, here one saying why it is unusable
+            _emit(render(args.format, _unusable(Path(args.record), e)), args)
+        raise
+    report = check_record(record, args.ruleset, against)
     _emit(render(args.format, report), args)
     return exit_code(report.verdict)
 
 
 # --- --all ------------------------------------------------------------------------------------
-def record_dirs(tree: Path) -> list[Path]:
-    """Record folders under a records tree: `tree/track_*/<record>/`, or `tree/records/...`, or
-    the sub-folders of `tree` itself."""
-    if not tree.is_dir():
+def record_entries(tree: Path) -> list[tuple[Path, str]]:
+    """(path, kind) of every entry that stands where a record folder would under a records tree:
+    `tree/track_*/<record>/`, or `tree/records/...`, or the sub-folders of `tree` itself. Kinds
+    come from `lstat`: a link (`track_x -> /`, `<record> -> /etc`) is returned as `link`, never
+    entered, so the caller can report it."""
+    from audit.safe_read import lkind
+
+    if lkind(tree) != "dir" and not tree.is_dir():
         raise InputError("no such records tree", str(tree))
-    if (tree / "records").is_dir() and not any(tree.glob("track_*")):
+
+    def children(d: Path) -> list[tuple[Path, str]]:
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            return []
+        return [(d / n, lkind(d / n) or "other") for n in names if not n.startswith(".")]
+
+    top = children(tree)
+    if lkind(tree / "records") == "dir" and not any(p.name.startswith("track_") for p, _ in top):
         tree = tree / "records"
-    tracks = sorted(d for d in tree.glob("track_*") if d.is_dir())
-    parents = tracks or [tree]
-    dirs = [d for parent in parents for d in sorted(parent.iterdir()) if d.is_dir() and not d.name.startswith(".")]
-    if not dirs:
+        top = children(tree)
+    tracks = [(p, k) for p, k in top if p.name.startswith("track_")]
+    out: list[tuple[Path, str]] = [(p, k) for p, k in tracks if k != "dir"]
+    parents = [p for p, k in tracks if k == "dir"] or ([tree] if not tracks else [])
+    for parent in parents:
+        out.extend((p, k) for p, k in children(parent) if k in ("dir", "link"))
+    if not out:
         raise InputError("no record folders found (expected track_*/<record>/ or <record>/)", str(tree))
-    return dirs
+    return out
+
+
+def record_dirs(tree: Path) -> list[Path]:
+    """Record folders under a records tree (links excluded: see `record_entries`)."""
+    return [p for p, kind in record_entries(tree) if kind == "dir"]
 
 
 def _unusable(folder: Path, err: InputError):
@@ -119,6 +158,14 @@ def _unusable(folder: Path, err: InputError):
     f = Finding("PG-INPUT-001", Severity.ERROR, f"record unusable: {err.bare_message}", "PARSE",
                 Location(err.path or str(folder), err.line))
     return Report("check", str(folder), [f], {"record": folder.name, "seeds": []})
+
+
+def _linked(folder: Path):
+    from harness.records import LINK
+    from harness.report import Report
+
+    return Report("check", str(folder), [LINK.finding(f"{folder.name} (a record folder that is a link: not read)", str(folder))],
+                  {"record": folder.name, "seeds": []})
 
 
 def summary_row(report) -> dict[str, Any]:
@@ -153,9 +200,12 @@ def run_all(tree: Path, args: argparse.Namespace, against) -> int:
     from harness.report.text import rich_table
 
     children = []
-    for folder in record_dirs(tree):
+    for folder, kind in record_entries(tree):
+        if kind != "dir":
+            children.append(_linked(folder))
+            continue
         try:
-            children.append(check_record(load_record(folder), args.ruleset, against))
+            children.append(check_record(load_record(folder, policy=_file_policy(args)), args.ruleset, against))
         except InputError as e:
             children.append(_unusable(folder, e))
     rows = [summary_row(c) for c in children]
@@ -164,15 +214,15 @@ def run_all(tree: Path, args: argparse.Namespace, against) -> int:
     verdict_counts = {"PASS": len(children) - failed - review, "FAIL": failed, "REVIEW": review}
     report = Report("check-all", str(tree), [], {"table": rows, "counts": verdict_counts},
                     make_stamp(ruleset=args.ruleset or "per track"), children)
-    if args.format == "json":
-        text = json.dumps(report.to_dict(), indent=2, default=str) + "\n"
-    elif args.format == "markdown":
-        text = render("markdown", report)
+    if args.format in ("json", "markdown"):
+        text = render(args.format, report)
     else:
-        cols = list(rows[0]) if rows else []
+        from harness.escape import guard_output
         from harness.report.tables import cell
 
+        cols = list(rows[0]) if rows else []
         text = rich_table(cols, [[cell(r[c], c) for c in cols] for r in rows], width=320)
         text += f"\n{len(children)} records: " + ", ".join(f"{n} {k}" for k, n in verdict_counts.items()) + "\n"
+        text = guard_output(text, "text")
     _emit(text, args)
     return 1 if failed else 0

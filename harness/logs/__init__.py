@@ -3,9 +3,9 @@
 See `harness.logs.parse` for the formats handled and `harness.logs.model` for the fields.
 """
 from harness.logs.model import Artifact, EvalPhase, Located, RunLog, SizeLine, StepLine, StopLine
-from harness.logs.parse import parse_log, read_text
+from harness.logs.parse import parse_lines, parse_log, parse_log_file, read_text
 
 __all__ = [
     "Artifact", "EvalPhase", "Located", "RunLog", "SizeLine", "StepLine", "StopLine",
-    "parse_log", "read_text",
+    "parse_lines", "parse_log", "parse_log_file", "read_text",
 ]

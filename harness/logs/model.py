@@ -147,7 +147,9 @@ class RunLog:
 
     `unknown` keeps every non-blank line the parser did not use, with its line number, so a
     reviewer (or a later rule) can still see it; `decode_errors` counts bytes that were not
-    UTF-8 (replaced, never fatal).
+    UTF-8 (replaced, never fatal). A hostile log cannot make this object large: lines are cut
+    at a length cap (`long_lines` counts them) and each list keeps a bounded number of entries
+    (`dropped_lines` counts the rest; the last step line is always kept).
     """
 
     path: str | None = None
@@ -165,6 +167,10 @@ class RunLog:
     unknown: list[tuple[int, str]] = field(default_factory=list)
     line_count: int = 0
     decode_errors: int = 0
+    # Bounds on what one log may cost (harness.logs.parse): lines cut at the line-length cap, and
+    # lines recognised or not but not kept once a list (steps, phases, sizes, unknown) was full.
+    long_lines: int = 0
+    dropped_lines: int = 0
 
     # -- derived figures ---------------------------------------------------------------
     @property

@@ -9,6 +9,11 @@ prefixes; truncated files and stray non-UTF-8 bytes. Each line is classified by 
 expressions (step, stop, size, eval phase, setting); anything else is kept in `unknown` with its
 line number. The parser never raises on bad input: undecodable bytes are replaced and counted,
 and a line that half-matches is kept as unknown rather than guessed at.
+
+A log is hostile input, so what it costs is bounded whatever it holds: a log file is read by
+`parse_log_file` through `audit.safe_read` (never through a link, refused before reading when
+over `MAX_LOG_BYTES`, streamed line by line, never held whole), every line is cut at
+`MAX_LINE_CHARS`, and each list of the `RunLog` keeps at most `MAX_KEPT` entries.
 """
 from __future__ import annotations
 
@@ -16,7 +21,17 @@ import os
 import re
 from pathlib import Path
 
+from typing import Iterable, Iterator
+
 from harness.logs.model import EvalPhase, Located, RunLog, SizeLine, StepLine, StopLine
+
+# The largest .log/.txt in any upstream pull request is 205 kB; a 16 MB one is not a log anyone
+# reads, and parsing it costs seconds (benchmarks/hostile_inputs.py): larger ones are refused
+# before reading.
+MAX_LOG_BYTES = 16 << 20
+MAX_LINE_CHARS = 16 << 10  # longer lines (a dumped config, a progress bar) are cut here
+# Entries kept per list. Upstream logs print at most a few thousand step lines.
+MAX_KEPT = {"steps": 50_000, "phases": 5_000, "sizes": 5_000, "unknown": 2_000}
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
@@ -50,6 +65,7 @@ _SETTING = re.compile(
     re.IGNORECASE,
 )
 _VAL_LOADER_TOKENS = re.compile(r"^val_loader:.*\btokens:\s*(\d+)|^val tokens:\s*(\d+)")
+_HAS_DIGIT = re.compile(r"\d")
 _SETTING_FIELDS = {"seed", "world_size", "train_shards", "val_tokens", "model_params", "iterations"}
 
 
@@ -57,16 +73,19 @@ def read_text(source: str | os.PathLike | bytes) -> tuple[str, int, str | None]:
     """Text of a log given as a path, raw bytes, or text: (text, undecodable bytes, path).
 
     A `str` naming an existing file is read as that file; any other `str` is the log text.
-    Unreadable files yield empty text (the caller reports "no figures"), never an exception.
+    Unreadable files (a link, over `MAX_LOG_BYTES`, not a regular file) yield empty text (the
+    caller reports "no figures"), never an exception. `parse_log_file` streams instead.
     """
     path: str | None = None
     raw: bytes
     if isinstance(source, bytes):
         raw = source
     elif isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source and len(source) < 4096 and os.path.isfile(source)):
+        from audit.safe_read import read_capped
+
         path = os.fspath(source)
         try:
-            raw = Path(path).read_bytes()
+            raw = read_capped(path, MAX_LOG_BYTES)  # never through a link, never past the cap
         except OSError:
             return "", 0, path
     else:
@@ -197,7 +216,7 @@ def _classify(log: RunLog, text: str, lineno: int) -> bool:
     if m:
         step = _step_line(m, text[m.end():], lineno)
         if step is not None:
-            log.steps.append(step)
+            _keep(log, log.steps, step, "steps")
             return True
     if text.startswith("stopping_early"):
         t = _STOP_TIME.search(text)
@@ -213,12 +232,13 @@ def _classify(log: RunLog, text: str, lineno: int) -> bool:
     if "val_bpb" in text:
         phase = _phase(text, lineno)
         if phase is not None:
-            log.phases.append(phase)
+            _keep(log, log.phases, phase, "phases")
             return True
     if "bytes" in text or "MB" in text or text.startswith("budget:"):
         sizes = _size(text, lineno)
         if sizes:
-            log.artifact.sizes.extend(sizes)
+            for size in sizes:
+                _keep(log, log.artifact.sizes, size, "sizes")
             return True
     m = _TOTAL_EVAL.match(text)
     if m:
@@ -227,24 +247,87 @@ def _classify(log: RunLog, text: str, lineno: int) -> bool:
     return _setting(log, text, lineno)
 
 
-def parse_log(source: str | os.PathLike | bytes) -> RunLog:
-    """Parse a train log (a path, its bytes, or its text) into a `RunLog`. Never raises on the
-    log's content: garbage yields an empty `RunLog` whose `unknown` holds the garbage."""
-    text, bad, path = read_text(source)
-    log = RunLog(path=path, decode_errors=bad)
+def _keep(log: RunLog, items: list, item, kind: str) -> None:
+    """Append within `MAX_KEPT[kind]`; once full, the newest entry replaces the last kept one,
+    so the list keeps the log's beginning and its final line (the figures checks read last)."""
+    if len(items) < MAX_KEPT[kind]:
+        items.append(item)
+    else:
+        items[-1] = item
+        log.dropped_lines += 1
+
+
+def parse_lines(lines: Iterable[str], path: str | None = None, decode_errors: int = 0) -> RunLog:
+    """Parse lines of a log (without their line ends) into a `RunLog`; see `parse_log`."""
+    log = RunLog(path=path, decode_errors=decode_errors)
     lineno = 0
-    for lineno, raw_line in enumerate(text.splitlines(), start=1):
+    last_step: tuple[str, int] | None = None  # once `steps` is full: the newest step line, parsed at the end
+    for lineno, raw_line in enumerate(lines, start=1):
+        if len(raw_line) > MAX_LINE_CHARS:
+            raw_line = raw_line[:MAX_LINE_CHARS]
+            log.long_lines += 1
         stripped = raw_line.strip()
         if not stripped:
             continue
         body = _PREFIX.sub("", stripped) if stripped[0] in "[0123456789" else stripped
+        if len(log.steps) >= MAX_KEPT["steps"] and _STEP.match(body):
+            # a flood of step lines costs one match each: only the last one is kept (as _keep does)
+            last_step = (body, lineno)
+            log.dropped_lines += 1
+            continue
         known = False
-        if any(c.isdigit() for c in body):
+        if _HAS_DIGIT.search(body):
             try:
                 known = _classify(log, body, lineno)
             except (ValueError, OverflowError):  # a number too odd to convert: keep the line
                 known = False
         if not known:
-            log.unknown.append((lineno, raw_line))
+            if len(log.unknown) < MAX_KEPT["unknown"]:
+                log.unknown.append((lineno, raw_line))
+            else:
+                log.dropped_lines += 1
+    if last_step is not None:
+        m = _STEP.match(last_step[0])
+        step = _step_line(m, last_step[0][m.end():], last_step[1]) if m else None
+        if step is not None:
+            log.steps[-1] = step
     log.line_count = lineno
     return log
+
+
+def parse_log(source: str | os.PathLike | bytes) -> RunLog:
+    """Parse a train log (a path, its bytes, or its text) into a `RunLog`. Never raises on the
+    log's content: garbage yields an empty `RunLog` whose `unknown` holds the garbage."""
+    text, bad, path = read_text(source)
+    return parse_lines(text.splitlines(), path, bad)
+
+
+def parse_log_file(root: str | os.PathLike, rel: str, cap: int = MAX_LOG_BYTES) -> RunLog:
+    """Parse the log `root/rel` streamed through `audit.safe_read.iter_lines_under`: no link is
+    followed (in `rel` or at its end), a file over `cap` is refused before any byte is read
+    (`audit.safe_read.UnsafeRead`, reason `too-large`; also `link`, `not-regular`, `missing`),
+    and memory stays bounded by one block, one line and `MAX_KEPT` whatever the file holds.
+    Line numbers are those `parse_log` gives for the same text."""
+    from audit.safe_read import iter_lines_under
+
+    counter = [0]
+    lines = _decoded(iter_lines_under(root, rel, cap, MAX_LINE_CHARS * 4), counter)
+    log = parse_lines(lines, os.path.join(os.fspath(root), rel))
+    log.decode_errors = counter[0]
+    return log
+
+
+def _decoded(raw_lines: Iterable[tuple[bytes, bool]], bad: list[int]) -> Iterator[str]:
+    """Decode byte lines as `parse_log` decodes a whole text: UTF-8, undecodable bytes replaced
+    and counted in `bad[0]`; a line holding other line breaks (`\\r`, U+2028…) is split there
+    too, as `str.splitlines` does."""
+    for raw, _cut in raw_lines:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", errors="replace")
+            bad[0] += text.count("\ufffd")
+        if not text:
+            yield ""
+            continue
+        yield from text.splitlines() or [""]

@@ -5,6 +5,11 @@ findings, command-specific figures (`data`), and a stamp saying which pgolf, rul
 libraries made it and when. Renderers (text, json, markdown, sarif) register themselves with
 `@renderer("name")`; the registry refuses duplicate names.
 
+Everything in a report may come from a submission, so every renderer escapes each field for its
+destination (`harness.escape`), and `render` runs `harness.escape.guard_output` over the result:
+no output line of any format can start a GitHub Actions workflow command, and JSON is always
+valid JSON (non-finite numbers become `null` with a finding saying where).
+
 The JSON form is the documented contract read by CI and other tools:
     {"schema": "pgolf.report/1", "kind": ..., "subject": ..., "verdict": "PASS|FAIL|REVIEW",
      "findings": [{"id", "severity", "message", "location": {"path", "line"}, ...}],
@@ -108,13 +113,16 @@ def _load_builtin_renderers() -> None:
 
 
 def render(name: str, report: Report) -> str:
+    """`report` in format `name`, escaped for where it is printed (see the module docstring)."""
+    from harness.escape import guard_output
+
     if name not in _RENDERERS:
         _load_builtin_renderers()
     try:
         fn = _RENDERERS[name]
     except KeyError:
         raise ValueError(f"unknown format {name!r}; known: {', '.join(sorted(_RENDERERS))}") from None
-    return fn(report)
+    return guard_output(fn(report), name)
 
 
 def formats() -> list[str]:

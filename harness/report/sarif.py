@@ -4,14 +4,17 @@ One run, tool `pgolf`, one `rules` entry per rule id that appears (id, message, 
 condition), one `result` per finding with level error/warning/note, its location and the
 evidence chain as `relatedLocations`. Undecided findings (REVIEW) carry `kind: "review"`.
 Validated against the official schema in tests/test_audit_cli.py.
+
+Submitted text is made safe for SARIF consumers (harness.escape): paths become percent-encoded
+relative URIs, messages plain text without control characters, and no number is non-finite.
 """
 from __future__ import annotations
 
-import json
-
 from harness import __version__
+from harness.escape import finite, sarif_text, sarif_uri
 from harness.findings import Finding
 from harness.report import Report, renderer
+from harness.report.json_report import dumps
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 
@@ -27,11 +30,18 @@ def _rule_meta(rule_id: str) -> dict:
         meta["shortDescription"] = {"text": cls.message}
         meta["fullDescription"] = {"text": cls.rationale() or cls.message}
         meta["properties"] = {"condition": cls.condition, "confidence": cls.confidence}
+    else:  # a check, gate or input rule: its one-line summary and fix
+        from harness.report.hints import FIXES, why
+
+        if (summary := why(rule_id)):
+            meta["shortDescription"] = {"text": summary}
+        if rule_id in FIXES:
+            meta["help"] = {"text": FIXES[rule_id]}
     return meta
 
 
 def _location(loc) -> dict:
-    phys = {"artifactLocation": {"uri": loc.path}}
+    phys = {"artifactLocation": {"uri": sarif_uri(loc.path)}}
     if loc.line is not None:
         region = {"startLine": loc.line}
         if loc.column is not None:
@@ -48,14 +58,14 @@ def _result(f: Finding, rule_index: dict[str, int]) -> dict:
         "ruleIndex": rule_index[f.rule_id],
         "level": f.severity.value,
         "kind": "review" if f.undecided else "fail",
-        "message": {"text": f.message},
+        "message": {"text": sarif_text(f.message)},
         "properties": {"condition": f.condition, "confidence": f.confidence},
     }
     if f.location is not None:
         res["locations"] = [_location(f.location)]
     related = []
     for i, step in enumerate(f.evidence):
-        rl = {"id": i, "message": {"text": step.message}}
+        rl = {"id": i, "message": {"text": sarif_text(step.message)}}
         if step.location is not None:
             rl.update(_location(step.location))
         related.append(rl)
@@ -76,7 +86,7 @@ def render_sarif(report: Report) -> str:
             "tool": {"driver": {"name": "pgolf", "version": __version__, "informationUri": "https://github.com/openai/parameter-golf",
                                 "rules": [_rule_meta(r) for r in ids]}},
             "results": [_result(f, rule_index) for f in findings],
-            "properties": {"verdict": report.verdict.value, "subject": report.subject},
+            "properties": {"verdict": report.verdict.value, "subject": sarif_text(report.subject)},
         }],
     }
-    return json.dumps(doc, indent=2) + "\n"
+    return dumps(finite(doc)[0])
