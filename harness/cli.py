@@ -14,7 +14,7 @@ from harness import __version__
 from harness.errors import InputError
 
 # Order is the order shown in --help.
-COMMANDS = ("demo", "check", "audit", "reproduce", "gate", "data", "containers", "probe")
+COMMANDS = ("demo", "check", "audit", "reproduce", "queue", "gate", "data", "containers", "probe")
 
 EPILOG = """\
 examples:
