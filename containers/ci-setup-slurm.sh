@@ -24,7 +24,16 @@ MARK="# managed-by: pgolf containers/ci-setup-slurm.sh"
 t0=$(date +%s)
 say() { echo "[ci-setup-slurm +$(( $(date +%s) - t0 ))s] $*"; }
 
-alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A daemon is alive when its pid file names a live process of that name. A killed daemon may
+# linger as a zombie (this machine's init need not reap it): that is not alive.
+alive() {  # $1: pid file
+  local pid state comm
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+  state=$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)
+  comm=$(cat "/proc/$pid/comm" 2>/dev/null)
+  [ "$state" != Z ] && [ "$comm" = "$(basename "$1" .pid)" ]
+}
 
 start_slurmd() {
   if alive /run/slurmd.pid; then return 0; fi

@@ -44,6 +44,9 @@ CANCELLED = define_rule("PG-SLURM-003", "seed-cancelled", "CLAIMS", "warning",
                         "The seed's job was cancelled before it wrote a result: the seed was not reproduced.")
 NO_RESULT = define_rule("PG-SLURM-004", "job-ended-without-result", "CLAIMS", "warning",
                         "The seed's job ended without writing a result; its Slurm output says why.")
+INCOMPLETE = define_rule("PG-SLURM-006", "reproduction-incomplete", "CLAIMS", "warning",
+                         "Some seeds were not reproduced (cancelled, lost, or their job failed outside the run): "
+                         "the record's claims are not judged on the others alone.")
 SLURM_TIMEOUT = define_rule("PG-SLURM-005", "slurm-time-limit", "TIME", "note",
                             "Slurm killed the seed's job at its time limit (the rule set's deadline + a margin).")
 
@@ -214,6 +217,18 @@ def write_record_report(entry: RecordEntry, tracks: list[SeedTrack], with_plots:
         r["findings"] = list(r.get("findings", [])) + [f.to_dict() for f in slurm_findings(t.job)]
         results.append(r)
     report = build_report(cfg, results, with_plots=with_plots)
+    missing = [t for t in tracks if t.status in ("cancelled", "lost")
+               or (t.status == "failed" and (t.result or {}).get("slurm_settled"))]
+    if missing:
+        # The checks on the reproduced logs and the mean against the claim would judge the record
+        # on the seeds that happened to finish: blame the cluster's gap on the submission.
+        report.children = []
+        report.findings = [f for f in report.findings if f.rule_id != "PG-REPRO-003"]
+        which = ", ".join(f"{t.job.seed} ({t.status})" for t in missing)
+        report.findings.append(finding(
+            INCOMPLETE, f"seed(s) {which} not reproduced: the checks on the reproduced logs and the mean against "
+            f"the claim are not judged; requeue the record with --force to redo it", log_path=str(entry.out),
+            undecided=True, seeds=[t.job.seed for t in missing]))
     report.data["slurm"] = {"seeds": {str(t.job.seed): load_attempts(t.job.slurm_dir) for t in tracks},
                             "gpus": entry.gpus, "time_limit_s": entry.time_limit_s, "runner_in_job": entry.inner}
     write_report(report, Path(entry.out))
