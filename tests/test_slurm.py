@@ -314,3 +314,53 @@ def test_pyxis_and_apptainer_wrap_the_command_with_the_data_read_only(tmp_path):
     ap = apptainer_prefix(spec, "/img/pgolf.sif", [], gpus=True)
     assert ap[:4] == ["apptainer", "exec", "--containall", "--cleanenv"] and ap[-1] == "/img/pgolf.sif"
     assert "--nv" in ap and "/data/fw:/data/fw:ro" in ap and "SEED=1" in ap and "PYTHONUNBUFFERED=1" in ap
+
+
+# --- the live view and the summary -------------------------------------------------------------
+def tracks_for(tmp_path: Path) -> list:
+    from harness.queue.loop import SeedTrack
+
+    entry = plan_record(repro_cfg(tmp_path), "sleepy", ClusterConfig())
+    t1, t2 = (SeedTrack(entry, job) for job in entry.jobs())
+    j = t1.job.slurm_dir
+    j.mkdir(parents=True)
+    (j / "journal-7.tsv").write_text(f"#start\t{time.time() - 65:.3f}\t-\t7\n0.5\tstdout\tstep:3/10 train_loss:4.2\n")
+    t1.handle = SlurmHandle(t1.job, "7", 1, state=JobState("7", "RUNNING", "", "gpu-node-3"))
+    SlurmRunner(ClusterConfig()).poll(t1.handle)
+    t1.status, t1.last_line = "running", t1.handle.journal.lines[-1]
+    t2.status, t2.result = "ok", {"reproduced": {"val_bpb": 1.8002}}
+    return [t1, t2]
+
+
+@pytest.mark.parametrize("rich", [False, True])
+def test_the_live_view_shows_states_per_record_and_elapsed_against_the_deadline(tmp_path, rich):
+    import io
+
+    from harness.queue.view import QueueView, RichQueueView
+
+    out = io.StringIO()
+    view = RichQueueView(out) if rich else QueueView(out, every_s=0)
+    tracks = tracks_for(tmp_path)
+    view.start(tracks)
+    view.tick(tracks)
+    view.changed(tracks[1], "running")
+    view.close()
+    text = out.getvalue()
+    assert "sleepy seed 2: running -> ok, val_bpb 1.8002" in text
+    assert "1:0" in text and "20:30" in text and "step:3/10" in text  # 1:05 elapsed of the 1,230 s deadline
+    if rich:
+        assert "pending" in text and "running" in text and "gpu-node-3" in text
+    else:
+        assert "queue: 0 pending, 1 running, 1 done, 0 failed (2 seeds)" in text
+        assert "sleepy seed 1: job 7 on gpu-node-3  1:0" in text
+
+
+def test_the_summary_table_in_three_formats(tmp_path):
+    from harness.queue.summary import RENDER, rows
+
+    tracks = tracks_for(tmp_path)
+    table = rows([tracks[0].entry], tracks, {})
+    assert (table[0]["running"], table[0]["done"], table[0]["verdict"]) == (1, 1, None)
+    assert "sleepy" in RENDER["text"](table) and "(running)" in RENDER["text"](table)
+    assert RENDER["markdown"](table).splitlines()[0].startswith("| record | seeds | pending | running | done | failed |")
+    assert json.loads(RENDER["json"](table))["records"][0]["statuses"] == {"1": "running", "2": "ok"}

@@ -107,6 +107,17 @@ def running_with_a_line(out: Path, seed: int) -> bool:
     return journal.exists() and len(journal.read_text().splitlines()) >= 3
 
 
+def start_with_slow_seed_1(sleepy, tmp_path: Path, seconds: float = 120) -> tuple[subprocess.Popen, Path]:
+    """`pgolf queue` on seeds 1 and 2, seed 1 sleeping `seconds` mid-run; returns once seed 1's
+    job runs and has stamped its first lines."""
+    rec, data, conf = sleepy
+    (data / "sleep_1").write_text(str(seconds))
+    out = tmp_path / "q"
+    p = queue(*queue_args(rec, data, conf, out))
+    wait_for(lambda: running_with_a_line(out, 1), what="seed 1 running")
+    return p, out
+
+
 def job_state(job_id: str) -> str:
     p = subprocess.run(["squeue", "-h", "--states=all", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
     return p.stdout.strip()
@@ -146,11 +157,8 @@ def test_a_seed_that_exits_1_fails_once_and_is_not_retried(cluster, sleepy, tmp_
 
 
 def test_a_job_cancelled_from_outside_reads_cancelled_and_leaves_nothing(cluster, sleepy, tmp_path):
-    rec, data, conf = sleepy
-    (data / "sleep_1").write_text("120")
-    out = tmp_path / "q"
-    p = queue(*queue_args(rec, data, conf, out))
-    wait_for(lambda: running_with_a_line(out, 1), what="seed 1 running")
+    data = sleepy[1]
+    p, out = start_with_slow_seed_1(sleepy, tmp_path)
     run_id = json.loads((out / "sleepy" / "seed_1" / "running.json").read_text())["run_id"]
     assert proctable.with_env("RUN_ID", run_id)
     job_id = attempts(out, 1)[0]["job_id"]
@@ -170,16 +178,13 @@ def test_a_job_cancelled_from_outside_reads_cancelled_and_leaves_nothing(cluster
 
 
 def test_a_killed_slurmd_is_a_node_failure_and_the_seed_is_resubmitted_once(cluster, sleepy, tmp_path):
-    rec, data, conf = sleepy
-    (data / "sleep_1").write_text("120")
-    out = tmp_path / "q"
-    p = queue(*queue_args(rec, data, conf, out))
-    wait_for(lambda: running_with_a_line(out, 1), what="seed 1 running")
+    data = sleepy[1]
+    p, out = start_with_slow_seed_1(sleepy, tmp_path)
     first = attempts(out, 1)[0]["job_id"]
     os.kill(int(Path("/run/slurmd.pid").read_text()), signal.SIGKILL)
     (data / "sleep_1").unlink()  # the resubmitted run is quick
-    # slurmctld declares the node down after SlurmdTimeout=6 s: 16-18 s here, up to ~80 s when its
-    # ping of the dead slurmd happens to hang for a minute first (seen 1 time in 5)
+    # slurmctld declares the node down after SlurmdTimeout (10 s): about 20 s here, up to ~80 s when
+    # its ping of the dead slurmd happens to hang for a minute first (seen 1 time in 5)
     wait_for(lambda: len(attempts(out, 1)) == 2 and attempts(out, 1)[1].get("job_id"), timeout=180,
              what="the resubmission after NODE_FAIL")
     subprocess.run(["bash", str(SETUP), "--start-slurmd"], check=True, capture_output=True, timeout=60)
@@ -198,11 +203,8 @@ def test_a_killed_slurmd_is_a_node_failure_and_the_seed_is_resubmitted_once(clus
 
 
 def test_a_killed_harness_reattaches_to_its_jobs_on_restart(cluster, sleepy, tmp_path):
-    rec, data, conf = sleepy
-    (data / "sleep_1").write_text("6")
-    out = tmp_path / "q"
-    p = queue(*queue_args(rec, data, conf, out))
-    wait_for(lambda: running_with_a_line(out, 1), what="seed 1 running")
+    data, conf = sleepy[1], sleepy[2]
+    p, out = start_with_slow_seed_1(sleepy, tmp_path, seconds=6)
     p.kill()  # SIGKILL: the harness cannot say goodbye
     p.communicate(timeout=10)
     job_id = attempts(out, 1)[0]["job_id"]
@@ -235,6 +237,40 @@ def test_queue_cancel_stops_every_job_it_submitted(cluster, sleepy, tmp_path):
     assert json.loads(stdout)["records"][0]["statuses"] == {"1": "cancelled", "2": "cancelled"}
     msgs = [f["message"] for f in report(out)["findings"] if f["id"] == "PG-SLURM-003"]
     assert len(msgs) == 2 and all("by `pgolf queue --cancel`" in m for m in msgs)
+
+
+@pytest.mark.docker
+def test_a_seed_runs_in_the_pinned_image_through_slurm(cluster, tmp_path):
+    """container.mechanism = docker: the job's observer runs on the node and the seed in the
+    pinned image with the docker runner's lock-down (no network, non-root, read-only root)."""
+    try:
+        from harness.containers import docker_client, pinned_image
+
+        docker_client().images.get(pinned_image("cpu"))
+    except Exception as e:  # noqa: BLE001 - no engine or no image here
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the pinned CPU image is not usable: {e}")
+        pytest.skip(f"the pinned CPU image is not usable: {e}")
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (rec / "train_gpt.py").write_text(
+        "import os, socket\n"
+        "print('uid', os.getuid(), 'net', sorted(os.listdir('/sys/class/net')), flush=True)\n"
+        "print('step:2/2 val_loss:4.0 val_bpb:2.5 train_time:5ms step_avg:1ms', flush=True)\n"
+        "print('stopping_early: wallclock_cap train_time:5ms step:2/2', flush=True)\n"
+        "print('final_int8_zlib_roundtrip val_loss:4.0 val_bpb:2.5000 eval_time:1ms', flush=True)\n")
+    conf = tmp_path / "pgolf.toml"
+    conf.write_text(TEST_CONFIG)
+    out = tmp_path / "q"
+    p = queue(str(rec), "--seeds", "1", "--launcher", "python", "--out", str(out), "--config", str(conf),
+              "--container", "docker", "--format", "json")
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode in (0, 1), stderr
+    res = json.loads((out / "rec" / "seed_1" / "result.json").read_text())
+    assert res["status"] == "ok" and res["runner"] == "slurm" and res["reproduced"]["val_bpb"] == 2.5
+    assert res["runner_details"]["network"] == "none" and res["runner_details"]["image_tag"].startswith("pgolf-cpu:")
+    first = (out / "rec" / "seed_1" / "train_seed1.log").read_text().splitlines()[0]
+    assert first in ("uid 10001 net ['lo']", f"uid {os.getuid()} net ['lo']")
 
 
 def test_the_demo_record_reproduces_through_slurm_with_the_local_report(cluster, tmp_path):

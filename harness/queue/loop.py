@@ -248,7 +248,7 @@ def step(runner: SlurmRunner, tracks: list[SeedTrack], opts: QueueRun, view: Any
             t.last_line = ln
         res = load_result(t.job)
         if res is not None:
-            mark_attempt(t.job, h.job_id, collected_unix=time.time(), end_state=(h.state.state if h.state else None))
+            mark_attempt(t.job, h.job_id, collected_unix=time.time())
             t.result, old = res, t.status
             t.status = res["status"]
             view.changed(t, old)

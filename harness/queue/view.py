@@ -121,21 +121,22 @@ class RichQueueView(QueueView):
             super().changed(t, old)
 
     def table(self) -> Any:
+        """Counts per record, then one line per running seed (elapsed / deadline, last line)."""
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title="pgolf queue", expand=False)
         table.add_column("record", overflow="fold")
         for k in COLUMNS:
             table.add_column(k, justify="right")
-        table.add_column("running: elapsed / deadline, last line", overflow="ellipsis", no_wrap=True)
+        for name in dict.fromkeys(t.entry.name for t in self.tracks):
+            c = counts([t for t in self.tracks if t.entry.name == name])
+            table.add_row(name, *(str(c[k]) for k in COLUMNS))
         now = time.time()
-        names = list(dict.fromkeys(t.entry.name for t in self.tracks))
-        for name in names:
-            mine = [t for t in self.tracks if t.entry.name == name]
-            c = counts(mine)
-            running = "\n".join(running_line(t, now).split(": ", 1)[1] for t in mine if t.status == "running")
-            table.add_row(name, *(str(c[k]) for k in COLUMNS), running)
-        return table
+        running = [Text(running_line(t, now), overflow="ellipsis", no_wrap=True)
+                   for t in self.tracks if t.status == "running"]
+        return Group(table, *running)
 
     def start(self, tracks: list[Any]) -> None:
         self.tracks = tracks
