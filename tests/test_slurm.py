@@ -18,10 +18,10 @@ import pytest
 from harness.errors import InputError
 from harness.queue.config import ClusterConfig, load_config
 from harness.queue.plan import plan_record
-from harness.reproduce.seeds import ReproConfig, record_fingerprint, run_seed
+from harness.reproduce.seeds import ReproConfig, record_fingerprint
 from harness.runners.base import RunSpec, StampedLine
 from harness.runners.local import LocalRunner
-from harness.runners.slurm import JobState, SeedJob, SlurmHandle, SlurmRunner, cfg_from_json, cfg_to_json, end_rule, slurm_time
+from harness.runners.slurm import JobState, SlurmHandle, SlurmRunner, cfg_from_json, cfg_to_json, end_rule, slurm_time
 from harness.runners.slurm_journal import JournalRunner, Superseded, journal_line, read_journal
 
 REPO = Path(__file__).resolve().parent.parent
@@ -364,3 +364,13 @@ def test_the_summary_table_in_three_formats(tmp_path):
     assert "sleepy" in RENDER["text"](table) and "(running)" in RENDER["text"](table)
     assert RENDER["markdown"](table).splitlines()[0].startswith("| record | seeds | pending | running | done | failed |")
     assert json.loads(RENDER["json"](table))["records"][0]["statuses"] == {"1": "running", "2": "ok"}
+
+
+def test_one_harness_follows_a_queue_at_a_time(tmp_path):
+    from harness.commands.queue import lock_queue
+
+    held = lock_queue(tmp_path)
+    with pytest.raises(InputError, match=f"another pgolf follows this queue \\(pid {os.getpid()}\\)"):
+        lock_queue(tmp_path)
+    held.close()
+    lock_queue(tmp_path).close()  # released with the file: a killed harness never leaves it held

@@ -239,6 +239,28 @@ def test_queue_cancel_stops_every_job_it_submitted(cluster, sleepy, tmp_path):
     assert len(msgs) == 2 and all("by `pgolf queue --cancel`" in m for m in msgs)
 
 
+def test_a_submission_whose_job_id_was_never_written_is_found_by_its_token(cluster, tmp_path):
+    """A harness killed between `sbatch` and writing the job id: the next one finds the job by the
+    token in its comment; a token Slurm never saw means sbatch never ran: submit again."""
+    from harness.queue.plan import plan_record
+    from harness.queue.config import ClusterConfig
+    from harness.reproduce.seeds import ReproConfig
+    from harness.runners.slurm import SlurmRunner, load_attempts, save_attempts
+
+    shutil.copytree(SLEEPY, tmp_path / "sleepy")
+    cfg = ReproConfig(record_dir=tmp_path / "sleepy", out_dir=tmp_path / "out", seeds=[1], launcher="python")
+    job = plan_record(cfg, "sleepy", ClusterConfig()).jobs()[0]
+    runner = SlurmRunner(ClusterConfig())
+    prepared = runner.prepare(job)
+    save_attempts(job.slurm_dir, [{"attempt": 1, "token": prepared.token, "job_id": None}])
+    job_id = subprocess.run(["sbatch", "--parsable", f"--comment=pgolf:{prepared.token}", "--wrap", "true"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    handle = runner.reattach(job)
+    assert handle is not None and handle.job_id == job_id and load_attempts(job.slurm_dir)[0]["job_id"] == job_id
+    save_attempts(job.slurm_dir, [{"attempt": 1, "token": "never-submitted", "job_id": None}])
+    assert runner.reattach(job) is None and load_attempts(job.slurm_dir) == []
+
+
 @pytest.mark.docker
 def test_a_seed_runs_in_the_pinned_image_through_slurm(cluster, tmp_path):
     """container.mechanism = docker: the job's observer runs on the node and the seed in the
@@ -300,11 +322,14 @@ def test_the_demo_record_reproduces_through_slurm_with_the_local_report(cluster,
         assert s["seed"] == l["seed"] and s["status"] == l["status"] == "ok"
         assert s["reproduced_bpb"] == l["reproduced_bpb"] and s["reproduced_bpb"] is not None  # bit-identical on CPU
         for key in ("scored_phase", "reproduced_loss", "artifact", "artifact_bytes", "measured_total", "printed_total",
-                    "printed_train_s", "claimed_bpb"):
+                    "claimed_bpb"):  # not the times: they follow the machine's load
             assert s[key] == l[key], key
     assert slurm["data"]["aggregate"]["mean_bpb"] == local["data"]["aggregate"]["mean_bpb"]
     assert slurm["verdict"] == local["verdict"]
-    assert sorted(finding_ids(slurm)) == sorted(finding_ids(local))
+    # timing observations (an eval phase's printed time against the clock) follow the machine's
+    # load in that minute, and two local runs can differ in them too: everything else is the same
+    timing = {"PG-TIME-101", "PG-TIME-103", "PG-TIME-105"}
+    assert sorted(set(finding_ids(slurm)) - timing) == sorted(set(finding_ids(local)) - timing)
     assert [sorted(finding_ids(c)) for c in slurm["children"]] == [sorted(finding_ids(c)) for c in local["children"]]
     assert slurm["data"]["runner"] == "slurm" and local["data"]["runner"] == "local"
     assert slurm["data"]["slurm"]["time_limit_s"] == pytest.approx(1230 + 60)

@@ -108,11 +108,32 @@ def forget_previous(entries: list[Any], cluster: Any) -> None:
             job.result_path.unlink(missing_ok=True)
 
 
+def lock_queue(qdir: Path) -> Any:
+    """One follower per queue: a second `pgolf queue` on the same folder would submit the same
+    seeds again. An flock on queue.lock (released when this process ends, however it ends)."""
+    import fcntl
+    import os
+
+    qdir.mkdir(parents=True, exist_ok=True)
+    f = open(qdir / "queue.lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        raise InputError(f"another pgolf follows this queue (pid {f.read().strip() or '?'}); stop it, or use "
+                         "--cancel to stop the jobs", str(qdir / "queue.lock")) from None
+    f.truncate(0)
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
 def follow(entries: list[Any], qdir: Path, cluster: Any, args: argparse.Namespace) -> tuple[list[Any], Any]:
     """Run the queue with a live view; Ctrl-C leaves the jobs running and says how to go on."""
     from harness.queue.loop import run_queue
     from harness.queue.view import make_view
 
+    lock = None if getattr(args, "cancel", False) else lock_queue(Path(qdir))
     view = make_view(sys.stderr, quiet=args.quiet)
     opts = queue_opts(cluster, args)
     view.message(f"pgolf queue: {len(entries)} record(s), {sum(len(e.seeds) for e in entries)} seed(s) -> {qdir}")
@@ -125,6 +146,8 @@ def follow(entries: list[Any], qdir: Path, cluster: Any, args: argparse.Namespac
         raise
     finally:
         view.close()
+        if lock is not None:
+            lock.close()
     return tracks, opts
 
 

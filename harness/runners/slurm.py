@@ -155,7 +155,7 @@ class SlurmCLI:
 
     def find_by_comment(self, comment: str) -> str | None:
         """The job whose comment is `comment` (a submission whose job id was never recorded)."""
-        proc = self._run(["squeue", "-h", "--states=all", "-o", "%i|%k"], check=False)
+        proc = self._run(["squeue", "--me", "-h", "--states=all", "-o", "%i|%k"], check=False)
         for line in proc.stdout.splitlines():
             job_id, _, c = line.strip().partition("|")
             if c == comment:
