@@ -374,3 +374,46 @@ def test_one_harness_follows_a_queue_at_a_time(tmp_path):
         lock_queue(tmp_path)
     held.close()
     lock_queue(tmp_path).close()  # released with the file: a killed harness never leaves it held
+
+
+# --- the job's own process, run directly (as the batch script's last line does) ----------------
+def job_process(tmp_path: Path, sleep: str) -> tuple[subprocess.Popen, Path, Path]:
+    cfg = repro_cfg(tmp_path)
+    (tmp_path / "sleep_1").write_text(sleep)
+    job = plan_record(cfg, "sleepy", ClusterConfig()).jobs()[0]
+    prepared = SlurmRunner(ClusterConfig()).prepare(job)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SLURM_JOB_ID": "901"}
+    p = subprocess.Popen([sys.executable, "-m", "harness.runners.slurm_job", str(prepared.spec)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = job.slurm_dir / "journal-901.tsv"
+    end = time.monotonic() + 60
+    while not (journal.exists() and len(journal.read_text().splitlines()) >= 3):
+        assert time.monotonic() < end and p.poll() is None, p.stderr.read() if p.poll() is not None else "slow"
+        time.sleep(0.1)
+    return p, job.result_path, job.slurm_dir
+
+
+def test_usr1_before_the_time_limit_stops_the_run_and_the_seed_reads_timeout(tmp_path):
+    import signal
+
+    p, result, sdir = job_process(tmp_path, "120")
+    p.send_signal(signal.SIGUSR1)  # what --signal=B:USR1@N sends
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode == 0, stderr
+    res = json.loads(result.read_text())
+    assert res["status"] == "timeout" and res["stop_reason"] == "slurm-time-limit" and "PG-TIME-106" in ids(res)
+    assert json.loads((sdir / "started-901.json").read_text())["attempt"] == 1
+
+
+def test_sigterm_stops_the_run_and_writes_no_result(tmp_path):
+    import signal
+
+    p, result, _ = job_process(tmp_path, "120")
+    run_id = json.loads((result.parent / "running.json").read_text())["run_id"]
+    p.send_signal(signal.SIGTERM)  # scancel, preemption, the time limit itself
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode == 143 and "no result written" in stderr
+    assert not result.exists()
+    from harness.runners import proctable
+
+    assert proctable.with_env("RUN_ID", run_id) == []

@@ -261,6 +261,27 @@ def test_a_submission_whose_job_id_was_never_written_is_found_by_its_token(clust
     assert runner.reattach(job) is None and load_attempts(job.slurm_dir) == []
 
 
+def test_the_runner_protocol_streams_the_jobs_stamped_lines(cluster, sleepy, tmp_path):
+    """SlurmRunner as a Runner: prepare, start (sbatch), stream (the job's journal as it grows),
+    collect (a RunOutcome with the job's own stamps and Slurm's end state)."""
+    from harness.queue.config import load_config
+    from harness.queue.plan import plan_record
+    from harness.reproduce.seeds import ReproConfig
+    from harness.runners.slurm import SlurmRunner
+
+    rec, data, conf = sleepy
+    cfg = ReproConfig(record_dir=rec, out_dir=tmp_path / "out", seeds=[2], launcher="python", data_path=str(data))
+    job = plan_record(cfg, "sleepy", load_config(conf)).jobs()[0]
+    runner = SlurmRunner(load_config(conf))
+    handle = runner.start(runner.prepare(job))
+    lines = list(runner.stream(handle, poll_s=0.2, state_every_s=0.5))
+    outcome = runner.collect(handle)
+    stamps = (tmp_path / "out" / "seed_2" / "stamps_seed2.tsv").read_text().splitlines()
+    assert [ln.text for ln in lines] == [row.split("\t", 2)[2] for row in stamps] and len(lines) == 6
+    assert [f"{ln.t:.6f}" for ln in lines] == [row.split("\t", 1)[0] for row in stamps]  # the job's own stamps
+    assert outcome.runner == "slurm" and outcome.lines == lines and outcome.details["slurm"]["job_id"] == handle.job_id
+
+
 @pytest.mark.docker
 def test_a_seed_runs_in_the_pinned_image_through_slurm(cluster, tmp_path):
     """container.mechanism = docker: the job's observer runs on the node and the seed in the
