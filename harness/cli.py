@@ -23,6 +23,7 @@ examples:
   pgolf check --all ../shared/corpus/records   # one row per record
   pgolf audit path/to/record --format sarif > audit.sarif
   pgolf reproduce path/to/record --seeds 1337,42,2025 --out repro/
+  pgolf queue records/track_10min_16mb/2026-04-* --out /shared/pgolf/q   # records x seeds as Slurm jobs
 
 exit codes: 0 nothing failed, 1 a rule failed, 2 unusable input or call.
 """
