@@ -253,7 +253,8 @@ def test_a_submission_whose_job_id_was_never_written_is_found_by_its_token(clust
     runner = SlurmRunner(ClusterConfig())
     prepared = runner.prepare(job)
     save_attempts(job.slurm_dir, [{"attempt": 1, "token": prepared.token, "job_id": None}])
-    job_id = subprocess.run(["sbatch", "--parsable", f"--comment=pgolf:{prepared.token}", "--wrap", "true"],
+    job_id = subprocess.run(["sbatch", "--parsable", f"--comment=pgolf:{prepared.token}", f"--output={tmp_path}/%j.out",
+                             "--wrap", "true"],
                             capture_output=True, text=True, check=True).stdout.strip()
     handle = runner.reattach(job)
     assert handle is not None and handle.job_id == job_id and load_attempts(job.slurm_dir)[0]["job_id"] == job_id
