@@ -181,6 +181,7 @@ def test_a_killed_slurmd_is_a_node_failure_and_the_seed_is_resubmitted_once(clus
     data = sleepy[1]
     p, out = start_with_slow_seed_1(sleepy, tmp_path)
     first = attempts(out, 1)[0]["job_id"]
+    wait_for(lambda: (out / "sleepy" / "seed_2" / "result.json").exists(), what="seed 2 to finish first")
     os.kill(int(Path("/run/slurmd.pid").read_text()), signal.SIGKILL)
     (data / "sleep_1").unlink()  # the resubmitted run is quick
     # slurmctld declares the node down after SlurmdTimeout (10 s): about 20 s here, up to ~80 s when
