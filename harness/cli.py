@@ -14,7 +14,7 @@ from harness import __version__
 from harness.errors import InputError
 
 # Order is the order shown in --help.
-COMMANDS = ("demo", "check", "audit", "reproduce", "gate", "data", "containers", "probe")
+COMMANDS = ("demo", "check", "audit", "reproduce", "queue", "gate", "data", "containers", "probe")
 
 EPILOG = """\
 examples:
@@ -23,6 +23,7 @@ examples:
   pgolf check --all ../shared/corpus/records   # one row per record
   pgolf audit path/to/record --format sarif > audit.sarif
   pgolf reproduce path/to/record --seeds 1337,42,2025 --out repro/
+  pgolf queue records/track_10min_16mb/2026-04-* --out /shared/pgolf/q   # records x seeds as Slurm jobs
 
 exit codes: 0 nothing failed, 1 a rule failed, 2 unusable input or call.
 """

@@ -17,6 +17,7 @@ examples:
   pgolf reproduce RECORD --force --against records/track_10min_16mb/<current record>
   pgolf reproduce RECORD --nproc 2 --timeout 120 --format markdown > repro.md
   pgolf reproduce RECORD --runner docker           # no network, read-only data, pinned image
+  pgolf reproduce RECORD --runner slurm --partition h100 --account review   # each seed a Slurm job (see pgolf queue -h)
 
 Each seed runs in a fresh copy of the record (OUT/seed_<S>/work) as
   torchrun --standalone --nproc_per_node=N train_gpt.py
@@ -64,8 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", help="TOKENIZER_PATH for the runs")
     p.add_argument("--vocab-size", type=int, help="VOCAB_SIZE for the runs")
     p.add_argument("--nproc", type=int, help="processes per node (default: all GPUs, 1 on CPU)")
-    p.add_argument("--runner", choices=("local", "docker"), default="local",
-                   help="local process group (default) or a locked-down container of the pinned image")
+    p.add_argument("--runner", choices=("local", "docker", "slurm"), default="local",
+                   help="local process group (default), a locked-down container of the pinned image, "
+                        "or one Slurm job per seed (see `pgolf queue --help`)")
     p.add_argument("--image", help="docker runner: the image (default: the one this checkout pins)")
     p.add_argument("--launcher", choices=("torchrun", "python"), default="torchrun",
                    help="torchrun (default) or plain `python train_gpt.py` for a record that is not distributed")
@@ -76,6 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="redo seeds that already have a result")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="what to print at the end")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    from harness.commands.queue import add_cluster_options
+
+    add_cluster_options(p)
     p.set_defaults(func=run)
 
 
@@ -102,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
                       nproc=args.nproc or default_nproc(), launcher=args.launcher, tolerance=args.tolerance,
                       force=args.force, against=args.against, ruleset=args.ruleset, timeout_s=args.timeout,
                       runner=args.runner)
+    if args.runner == "slurm":
+        from harness.commands.queue import reproduce_on_slurm
+
+        return reproduce_on_slurm(args, cfg)
     runner = make_runner("local") if args.runner == "local" else make_runner(
         "docker", image=args.image, gpus="all" if _has_gpus() else None)
     progress = make_progress(sys.stderr, quiet=args.quiet)
