@@ -187,7 +187,7 @@ def test_rule_ids_are_unique_and_do_not_collide_with_the_checks():
     from harness.checks import RULES as CHECK_RULES
 
     assert not set(RULES) & set(CHECK_RULES)
-    assert all(r.startswith(("PG-TIME-1", "PG-BYTES-1", "PG-REPRO-")) for r in RULES)
+    assert all(r.startswith(("PG-TIME-1", "PG-BYTES-1", "PG-REPRO-", "PG-RUN-")) for r in RULES)
 
 
 def test_budgets_come_from_the_rule_sets():

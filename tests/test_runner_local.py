@@ -71,7 +71,10 @@ def test_environment_is_whitelisted_plus_the_harness_variables(tmp_path, monkeyp
     assert env["NCCL_DEBUG"] == "INFO" and env["PATH"] == os.environ["PATH"]
     assert env["SEED"] == "7" and env["RUN_ID"] == run_id and env["DATA_PATH"] == str(tmp_path)
     assert env["PYTHONUNBUFFERED"] == "1"
-    assert outcome.details["env_added"] == {"PYTHONUNBUFFERED": "1"}
+    # the one addition for Python's output, and the audit hook's variables (reported as added)
+    assert outcome.details["env_added"]["PYTHONUNBUFFERED"] == "1"
+    assert set(outcome.details["env_added"]) == {"PYTHONUNBUFFERED", "PYTHONPATH", "PGOLF_AUDIT_SOCKET", "PGOLF_AUDIT_PATHS"}
+    assert env["PYTHONPATH"].endswith("audithook") and env["PGOLF_AUDIT_PATHS"] == str(tmp_path)
     assert set(child_env({}, {"FOO": "1", "HOME": "/h", "PYENV_VERSION": "3"})) == {"HOME", "PYENV_VERSION", "PYTHONUNBUFFERED"}
 
 
