@@ -132,7 +132,8 @@ def summary_lines(report: Report) -> list[str]:
                      f"(need > {sig['margin']} at p < {sig['alpha']}): {'significant' if sig['significant'] else 'NOT significant'}")
     b = d["budgets"]
     lines.append(f"limits ({b['track']}): train {b['train_s']:.0f} s, eval {b['eval_s']:.0f} s, killed at "
-                 f"{b['kill_after_s']:.0f} s, {b['byte_cap']:,} bytes; runner {d['runner']}, nproc {d['nproc']}; "
+                 f"{b['kill_after_s']:.0f} s, {b['byte_cap']:,} bytes; runner {d['runner']}"
+                 + (f" ({d['runner_chosen']['why']})" if d.get("runner_chosen") else "") + f", nproc {d['nproc']}; "
                  f"environment added: {', '.join(f'{k}={v}' for k, v in (d['env_added'] or {}).items())}")
     return lines
 
