@@ -59,6 +59,7 @@ ENV_ADDITIONS = {"PYTHONUNBUFFERED": "1"}
 
 TERM_GRACE_S = 5.0  # SIGTERM, then SIGKILL after this long
 DRAIN_AFTER_STOP_S = 5.0  # sweep mode: a pipe held open by an escaped process must not hang the harness
+EXIT_DRAIN_S = 1.0  # after the main process exits, how long its leftovers may still print before they go
 ISOLATION_WARNING = ("the local runner does not isolate the run: it has the network, reads and writes this "
                      "machine's files as {user}, and can write to the data folder; use it for trusted code only "
                      "(--runner docker isolates)")
@@ -140,6 +141,8 @@ class LocalHandle:
     known: dict[int, int] = field(default_factory=dict)  # sweep mode: pid -> start ticks of every descendant seen
     last_poll: float = 0.0
     cursor: int = 0  # lines already yielded by stream()
+    exited_at: float | None = None  # when stream() saw the main process gone with the output still open
+    reaped: bool = False
     collected: RunOutcome | None = None
 
     @property
@@ -230,6 +233,15 @@ class LocalRunner(Runner):
                 now = self.elapsed(handle)
                 if handle.stopped_at is not None and now - handle.stopped_at > DRAIN_AFTER_STOP_S:
                     break  # an escaped process holds a pipe (sweep mode); stop listening
+                if handle.proc.poll() is not None:
+                    # The run's main process is gone but something it started holds the output
+                    # open: after a moment for the last lines, the leftovers go (in a PID
+                    # namespace they already have).
+                    handle.exited_at = handle.exited_at or now
+                    if now - handle.exited_at > EXIT_DRAIN_S and not handle.reaped:
+                        self._reap_leftovers(handle)
+                    elif now - handle.exited_at > EXIT_DRAIN_S + DRAIN_AFTER_STOP_S:
+                        break  # an escaped process holds a pipe (sweep mode); stop listening
                 if not handle.group.kernel and now - handle.last_poll >= 1.0:
                     self._track(handle)
                 wait = 0.2 if handle.stop_reason else max(0.01, min(0.2, deadline - now))
@@ -295,11 +307,12 @@ class LocalRunner(Runner):
     def _reap_leftovers(self, handle: LocalHandle) -> None:
         """A run that exited may leave processes behind; none may outlive the run. In a PID
         namespace they died with its init, which listed them; otherwise they are killed here."""
+        handle.reaped = True
         if handle.init_report is not None:
             handle.leftovers_killed = [p["pid"] for p in handle.init_report.get("leftovers", [])]
         left = self.members(handle)
         if left:
-            handle.leftovers_killed += left
+            handle.leftovers_killed = sorted(set(handle.leftovers_killed) | set(left))
             if handle.group.cgroup:
                 handle.group.kill()
             proctable.signal_all(left, signal.SIGKILL)
