@@ -52,20 +52,9 @@ def choose_runner(requested: str | None = "auto", image: str | None = None, gpus
     if requested not in (None, "auto"):
         raise InputError(f"unknown runner {requested!r}; choose one of: auto, {', '.join(sorted(RUNNERS))}")
     from harness.containers import pinned_image
+    from harness.runners.docker import unavailable
 
-    tag = image or pinned_image("gpu" if gpus else "cpu")
-    try:
-        if client is None:
-            import docker
-
-            client = docker.from_env(timeout=10)
-        client.ping()
-    except Exception as e:  # noqa: BLE001 - any failure means "no engine reachable"
-        return "local", f"no Docker engine answers ({type(e).__name__}), so the local runner, which does not isolate"
-    try:
-        client.images.get(tag)
-    except Exception:  # noqa: BLE001 - absent (ImageNotFound) or unreadable
-        kind = "--gpu" if gpus else "--cpu"
-        return "local", (f"a Docker engine answers but the image {tag} is not built (`pgolf containers build {kind}`), "
-                         "so the local runner, which does not isolate")
-    return "docker", f"a Docker engine answers and the pinned image {tag} is present"
+    why = unavailable(image, gpus, client)
+    if why:
+        return "local", f"{why}, so the local runner, which does not isolate"
+    return "docker", f"a Docker engine answers and the pinned image {image or pinned_image('gpu' if gpus else 'cpu')} is present"

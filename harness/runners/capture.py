@@ -210,6 +210,7 @@ class Capture:
         self.lines = OutputLog(path, **caps)
         self._split = {s: LineSplitter() for s in streams}
         self.open_streams = set(streams)
+        self.taken = 0  # lines handed out by `take`
         self.changed = threading.Condition(self.lines.lock)
 
     def feed(self, stream: str, chunk: bytes, t: float) -> None:
@@ -237,14 +238,24 @@ class Capture:
             self.lines.flush()
             self.changed.notify_all()
 
-    def wait(self, seen: int, timeout: float) -> bool:
-        """Wait until there is a line past `seen` or every stream has ended; False on timeout."""
+    def take(self, timeout: float) -> StampedLine | None:
+        """The next line not yet taken, waiting up to `timeout` for one; None when none came.
+        A runner's `stream()` is a loop over this until `done`."""
         with self.changed:
-            return self.changed.wait_for(lambda: len(self.lines) > seen or not self.open_streams, timeout)
+            self.changed.wait_for(lambda: len(self.lines) > self.taken or not self.open_streams, timeout)
+            if len(self.lines) <= self.taken:
+                return None
+            self.taken += 1
+            return self.lines[self.taken - 1]
 
     @property
     def ended(self) -> bool:
         return not self.open_streams
+
+    @property
+    def done(self) -> bool:
+        """Every stream ended and every line taken."""
+        return not self.open_streams and self.taken >= len(self.lines)
 
 
 def pump(fd: int, stream: str, t0: float, capture: Capture) -> None:

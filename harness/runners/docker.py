@@ -105,7 +105,6 @@ class DockerHandle:
     stop_reason: str | None = None
     signals: list[tuple[str, float]] = field(default_factory=list)
     drained: bool = False
-    cursor: int = 0
     exit_code: int | None = None
     wall_seconds: float | None = None
     reader_error: str | None = None
@@ -263,19 +262,14 @@ class DockerRunner(Runner):
 
     def stream(self, handle: DockerHandle) -> Iterator[StampedLine]:
         cap = handle.capture
-        while True:
+        while not cap.done:
             remaining = handle.deadline - time.monotonic()
             if remaining <= 0 and handle.stop_reason is None:
                 self.stop(handle, "timeout")
-            i = handle.cursor
-            if len(cap.lines) > i:
-                handle.cursor += 1
-                yield cap.lines[i]
-                continue
-            if cap.ended:
-                handle.drained = True
-                break
-            cap.wait(i, max(0.05, min(remaining, 0.5)))
+            line = cap.take(max(0.05, min(remaining, 0.5)))
+            if line is not None:
+                yield line
+        handle.drained = True
 
     def stop(self, handle: DockerHandle, reason: str) -> None:
         import docker
@@ -380,6 +374,27 @@ class DockerRunner(Runner):
             now = time.monotonic() - handle.t0
             for name in ("stdout", "stderr"):
                 handle.capture.end(name, now)
+
+
+def unavailable(image: str | None = None, gpus: str | int | None = None, client: Any = None) -> str | None:
+    """Why the Docker runner cannot run here (no engine answers, or the image it would run is not
+    built), or None when it can."""
+    from harness.containers import pinned_image
+
+    tag = image or pinned_image("gpu" if gpus else "cpu")
+    try:
+        if client is None:
+            import docker
+
+            client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception as e:  # noqa: BLE001 - any failure means "no engine reachable"
+        return f"no Docker engine answers ({type(e).__name__})"
+    try:
+        client.images.get(tag)
+    except Exception:  # noqa: BLE001 - absent (ImageNotFound) or unreadable
+        return f"the image {tag} is not built (`pgolf containers build {'--gpu' if gpus else '--cpu'}`)"
+    return None
 
 
 def remove_run_containers(client, only_dead_harnesses: bool = True) -> list[str]:

@@ -140,7 +140,6 @@ class LocalHandle:
     leftovers_killed: list[int] = field(default_factory=list)
     known: dict[int, int] = field(default_factory=dict)  # sweep mode: pid -> start ticks of every descendant seen
     last_poll: float = 0.0
-    cursor: int = 0  # lines already yielded by stream()
     exited_at: float | None = None  # when stream() saw the main process gone with the output still open
     reaped: bool = False
     collected: RunOutcome | None = None
@@ -221,16 +220,13 @@ class LocalRunner(Runner):
         deadline = handle.prepared.spec.timeout_s
         cap = handle.capture
         try:
-            while True:
+            while not cap.done:
                 self._check_deadline(handle)
-                i = handle.cursor
-                if len(cap.lines) > i:
-                    handle.cursor += 1
-                    yield cap.lines[i]
-                    continue
-                if cap.ended:
-                    break
                 now = self.elapsed(handle)
+                line = cap.take(0.2 if handle.stop_reason else max(0.01, min(0.2, deadline - now)))
+                if line is not None:
+                    yield line
+                    continue
                 if handle.stopped_at is not None and now - handle.stopped_at > DRAIN_AFTER_STOP_S:
                     break  # an escaped process holds a pipe (sweep mode); stop listening
                 if handle.proc.poll() is not None:
@@ -244,8 +240,6 @@ class LocalRunner(Runner):
                         break  # an escaped process holds a pipe (sweep mode); stop listening
                 if not handle.group.kernel and now - handle.last_poll >= 1.0:
                     self._track(handle)
-                wait = 0.2 if handle.stop_reason else max(0.01, min(0.2, deadline - now))
-                cap.wait(i, wait)
         except KeyboardInterrupt:
             self.stop(handle, "interrupt")
             raise
