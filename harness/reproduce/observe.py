@@ -457,7 +457,9 @@ def judge_data(obs: Observation, outcome: RunOutcome, budgets: Budgets, log_path
                                    f"({seen['last_file']})"))
     ev += [EvidenceStep(f"{t:.2f} s: {kind} of {name} ({channel})") for t, channel, kind, name in late[-5:]]
     if last is not None and deadline is not None and last > deadline + budgets.time_slack_s:
-        only_kernel = obs.train_data_last_channel == "kernel" and not (access.get("train", {}).get("hook") or {}).get("last_s", 0) > deadline
+        hook_on = str(channels.get("hook", "")).startswith("audit hook")
+        hook_last = ((access.get("train") or {}).get("hook") or {}).get("last_s")
+        only_kernel = hook_on and (hook_last is None or hook_last <= deadline + budgets.time_slack_s)
         out.append(finding(
             DATA_AFTER_BUDGET,
             f"seed {seed}: training data read at {last:.1f} s ({obs.train_data_last_file}, seen by "

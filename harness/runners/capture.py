@@ -108,6 +108,7 @@ class OutputLog(Sequence[StampedLine]):
         self.dropped_bytes = 0
         self.cut_lines = 0
         self.cut_bytes = 0
+        self.closed = False
         self.lock = threading.RLock()
 
     # ---- writing ------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ class OutputLog(Sequence[StampedLine]):
             if cut:
                 self.cut_lines += 1
                 self.cut_bytes += cut
-            if self.full or self._fd < 0:
+            if self.full or self.closed:
                 self.dropped_lines += 1
                 self.dropped_bytes += len(raw) + cut
                 return
@@ -141,17 +142,22 @@ class OutputLog(Sequence[StampedLine]):
 
     def flush(self) -> None:
         with self.lock:
-            while self._pending and self._fd >= 0:
+            while self._pending:
                 n = os.pwrite(self._fd, self._pending, self._flushed)
                 del self._pending[:n]
                 self._flushed += n
 
     def close(self) -> None:
+        """No more lines: what arrives later is counted as dropped. The file stays open for
+        reading until this object goes."""
         with self.lock:
-            if self._fd >= 0:
-                self.flush()
-                os.close(self._fd)
-                self._fd = -1
+            self.flush()
+            self.closed = True
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     # ---- reading ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -167,12 +173,7 @@ class OutputLog(Sequence[StampedLine]):
             end = self._off[i + 1] if i + 1 < len(self._off) else self._size
             if end > self._flushed:
                 self.flush()
-            if self._fd >= 0:
-                raw = os.pread(self._fd, end - start, start)
-            else:
-                with open(self.path, "rb") as f:
-                    f.seek(start)
-                    raw = f.read(end - start)
+            raw = os.pread(self._fd, end - start, start)
         text = raw.decode("utf-8", "replace").rstrip("\n").split("\t", 2)[2]
         return StampedLine(self._t[i], text, "stderr" if self._err[i] else "stdout")
 
