@@ -40,8 +40,9 @@ def one(code_root: Path, record: Path, out: Path, runner: str) -> tuple[float, f
     if runner != "default":
         args += ["--runner", runner]
     t0 = time.monotonic()
+    # cwd outside any checkout: `python -c` puts the cwd first on sys.path, before PYTHONPATH
     p = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(code_root)},
-                       timeout=900)
+                       cwd=out.parent, timeout=900)
     wall = time.monotonic() - t0
     peak = int(p.stderr.rsplit("PEAK_RSS_KB ", 1)[1].split()[0]) / 1024 if "PEAK_RSS_KB" in p.stderr else float("nan")
     try:

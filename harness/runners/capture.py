@@ -193,8 +193,14 @@ class OutputLog(Sequence[StampedLine]):
         return self._line(i)
 
     def __iter__(self) -> Iterator[StampedLine]:
-        for i in range(len(self)):
-            yield self._line(i)
+        """Every kept line, read sequentially (one buffered pass, not a read per line)."""
+        with self.lock:
+            n = len(self)
+            self.flush()
+        with open(self.path, "rb", buffering=1 << 20) as f:
+            for i, rec in zip(range(n), f):
+                text = rec.decode("utf-8", "replace").rstrip("\n").split("\t", 2)[2]
+                yield StampedLine(self._t[i], text, "stderr" if self._err[i] else "stdout")
 
     def summary(self) -> dict[str, int | str]:
         """What was kept and what was not, for the outcome's details."""

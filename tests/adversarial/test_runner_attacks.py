@@ -198,7 +198,7 @@ def reproduce_peak(record: Path, out: Path, runner: str) -> tuple[int, dict, int
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     p = subprocess.run([sys.executable, "-c", PEAK, "reproduce", str(record), "--seeds", "1", "--launcher", "python",
                         "--runner", runner, "--out", str(out), "--format", "json", "--quiet", "--timeout", "120"],
-                       capture_output=True, text=True, env=env, timeout=300)
+                       capture_output=True, text=True, env=env, cwd=out.parent, timeout=300)
     peak = int(p.stderr.rsplit("PEAK_RSS_KB ", 1)[1].split()[0])
     return peak, json.loads(p.stdout), p.returncode
 
