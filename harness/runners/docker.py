@@ -342,6 +342,7 @@ class DockerRunner(Runner):
                      "container": kw["name"], "user": kw["user"], "network": "none",
                      "files_written": changed, "reader_error": handle.reader_error,
                      "timeout_s": spec.timeout_s, "signals": handle.signals,
+                     "started_monotonic": handle.t0,  # CLOCK_MONOTONIC is system-wide: comparable across processes
                      "output": handle.capture.lines.summary(),
                      "links_not_copied": [s.to_dict() for s in prepared.skipped],
                      "links_written_not_copied_back": links_written,
