@@ -268,3 +268,22 @@ def test_a_missing_command_is_a_failed_run_not_a_crash(tmp_path):
     assert outcome.exit_code == 127 and not outcome.timed_out
     assert [ln.text for ln in lines if "/nonexistent" in ln.text] == [
         "pgolf: cannot run /nonexistent/python: No such file or directory"]  # said by the namespace's init
+
+
+def test_what_a_hard_killed_harness_left_is_removed_by_the_next(tmp_path):
+    from harness.runners import confine
+    from harness.runners.dataaccess import AuditListener
+
+    dead = 4_194_303  # above pid_max's default range: no such process
+    assert proctable.owner_gone(f"pgolf-audit-{dead}-abc", "pgolf-audit-")
+    assert not proctable.owner_gone(f"pgolf-audit-{os.getpid()}-abc", "pgolf-audit-")
+    stale = Path(f"/tmp/pgolf-audit-{dead}-test")
+    stale.mkdir(exist_ok=True)
+    AuditListener().close()
+    assert not stale.exists()
+    sup = confine.probe()
+    if sup.cgroup:
+        left = sup.cgroup[1] / f"{confine.CGROUP_PREFIX}{dead}-test"
+        left.mkdir(exist_ok=True)
+        confine.Group("next").release()
+        assert not left.exists()

@@ -30,7 +30,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.runners import proctable
+
 NSINIT = Path(__file__).with_name("nsinit.py")
+CGROUP_PREFIX = "pgolf-run-"  # + the harness's pid + the run's name
 UNSHARE_FLAGS = ["--pid", "--fork", "--kill-child", "--mount-proc"]
 MODES = ("auto", "pidns", "cgroup", "pidns+cgroup", "sweep")
 SWEEP_WARNING = ("no kernel grouping of processes is available here (no PID namespace: {pidns}; no cgroup: "
@@ -144,6 +147,18 @@ def probe() -> Support:
     return Support(prefix, pwhy, parent, cwhy)
 
 
+def _remove_stale(parent: Path) -> None:
+    """Empty cgroups left by harnesses that were killed hard (the kernel refuses to remove one
+    that still has processes)."""
+    try:
+        names = [p.name for p in parent.iterdir() if p.name.startswith(CGROUP_PREFIX)]
+    except OSError:
+        return
+    for n in names:
+        if proctable.owner_gone(n, CGROUP_PREFIX):
+            _rmdir(parent / n)
+
+
 def _rmdir(path: Path, wait_s: float = 0.0) -> bool:
     end = time.monotonic() + wait_s
     while True:
@@ -181,7 +196,8 @@ class Group:
         self.cgroup: Path | None = None
         if want_cg and sup.cgroup is not None:
             kind, parent = sup.cgroup
-            path = parent / f"pgolf-{name}"
+            _remove_stale(parent)
+            path = parent / f"{CGROUP_PREFIX}{os.getpid()}-{name}"
             try:
                 path.mkdir()
                 self.cgroup_kind, self.cgroup = kind, path

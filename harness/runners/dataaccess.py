@@ -30,6 +30,7 @@ import ctypes.util
 import os
 import re
 import select
+import shutil
 import socket
 import struct
 import tempfile
@@ -39,6 +40,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harness.runners import proctable
 
 HOOK_DIR = Path(__file__).with_name("audithook")
 CONTAINER_HOOK_DIR = "/opt/pgolf/audithook"  # where the Docker runner mounts HOOK_DIR (read-only)
@@ -212,8 +215,13 @@ WORK_MASK = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE
 class AuditListener:
     """A datagram socket in a fresh private folder (short path: AF_UNIX allows 108 bytes)."""
 
+    PREFIX = "pgolf-audit-"  # + the harness's pid
+
     def __init__(self, for_uid: int | None = None):
-        self.dir = Path(tempfile.mkdtemp(prefix="pgolf-audit-", dir="/tmp"))
+        for stale in Path("/tmp").glob(f"{self.PREFIX}*"):  # left by harnesses killed hard
+            if proctable.owner_gone(stale.name, self.PREFIX) and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{self.PREFIX}{os.getpid()}-", dir="/tmp"))
         self.path = self.dir / SOCKET_NAME
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(self.path))
