@@ -260,6 +260,7 @@ class DataWatch:
 
     def __init__(self, roots: list[Path], work: Path | None, hook: bool = True, for_uid: int | None = None):
         self.roots = roots
+        self._root_prefixes = tuple(str(r).rstrip("/") + "/" for r in roots)  # what the hook may report
         self.work = work
         self.log = AccessLog()
         self.channels: dict[str, str] = {}
@@ -324,10 +325,14 @@ class DataWatch:
         while True:
             ready = {fd for fd, _ in poll.poll()}
             now = time.monotonic() - self.t0
-            if self.inotify and self.inotify.fd in ready:
-                self._kernel(now)
-            if self.listener and self.listener.sock.fileno() in ready:
-                self._hook(now)
+            try:
+                if self.inotify and self.inotify.fd in ready:
+                    self._kernel(now)
+                if self.listener and self.listener.sock.fileno() in ready:
+                    self._hook(now)
+            except Exception as e:  # noqa: BLE001 - the watch must outlive anything the run sends
+                self.channels["error"] = f"{type(e).__name__}: {e}"[:300]
+                return
             if self._stop_r in ready:
                 return
 
@@ -362,14 +367,14 @@ class DataWatch:
             except OSError:
                 return
             parts = msg.split(b"\t", 2)
-            if len(parts) != 3 or not parts[1].isdigit():
-                continue
+            if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 10:
+                continue  # not the hook's format: the run may send anything here
             kind = parts[0].decode("ascii", "replace")
             if kind == "hello":
                 self.log.hello(int(parts[1]))
                 continue
             path = parts[2].decode("utf-8", "replace")
-            if kind in ("open", "mmap"):
+            if kind in ("open", "mmap") and path.startswith(self._root_prefixes):
                 self.log.data_event("hook", kind, os.path.basename(path), now)
 
     def stop(self) -> None:

@@ -433,3 +433,34 @@ def test_reproduce_chooses_docker_when_an_engine_and_the_image_are_there(tmp_pat
     assert name == "docker" and "pinned image" in why
     name, why = choose_runner("auto", image="pgolf-cpu:000000000000")
     assert name == "local" and "not built" in why
+
+
+def test_forged_datagrams_to_the_audit_socket_only_add_sightings(tmp_path):
+    """The run can write to the harness's audit socket; garbage, huge numbers and a flood are
+    read as bounded text and never stop the channel."""
+    m = marker()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "fineweb_train_000000.bin").write_bytes(b"x" * 100)
+    code = """\
+        import os, socket
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        target = os.environ["PGOLF_AUDIT_SOCKET"]
+        for msg in (b"garbage", b"open\\t" + b"9" * 5000 + b"\\t/x", b"\\xff\\t1\\t\\xfe" * 100):
+            s.sendto(msg, target)
+        for i in range(20000):  # a flood of made-up files
+            try:
+                s.sendto(b"open\\t1\\t/made/up/fineweb_train_%06d.bin" % i, target)
+            except BlockingIOError:
+                pass
+        with open(os.path.join(os.environ["DATA_PATH"], "fineweb_train_000000.bin"), "rb") as f:
+            f.read()
+        print("done", flush=True)
+        """
+    outcome, findings = run("local", make_record(tmp_path, code), tmp_path, m, data=data)
+    access = outcome.details["data_access"]
+    assert "error" not in access["channels"], access["channels"]
+    assert access["train"]["kernel"]["files"] == 1  # the kernel saw the one real read
+    assert access["train"]["hook"]["files"] == 1  # paths outside the data folder are not the hook's
+    assert len(access["recent"]) <= 64
+    assert_nothing_left(m)
