@@ -265,21 +265,36 @@ class Capture:
         return not self.open_streams and self.taken >= len(self.lines)
 
 
-def pump(fd: int, stream: str, t0: float, capture: Capture) -> None:
-    """Read a pipe until EOF, feeding the capture; each chunk is stamped when its read returns.
-    Runs in a thread of its own, so a slow consumer never delays a stamp."""
+def pump(fds: dict[int, str], t0: float, capture: Capture) -> None:
+    """Read pipes (fd -> stream name) until each reaches EOF, feeding the capture; each chunk is
+    stamped when its read returns. One thread for all of them, in its own thread so a slow
+    consumer never delays a stamp: lines enter the log in the order they were read, so their
+    order and their stamps agree (with both pipes ready, stdout is read first)."""
+    import select
     import time
 
+    poll = select.poll()
+    for fd in fds:
+        poll.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    open_fds = dict(fds)
     try:
-        while True:
-            try:
-                chunk = os.read(fd, 1 << 16)
-            except OSError:
-                chunk = b""
-            now = time.monotonic() - t0
-            if not chunk:
-                break
-            capture.feed(stream, chunk, now)
+        while open_fds:
+            ready = [fd for fd, _ in poll.poll()]
+            for fd in sorted(ready, key=lambda f: open_fds.get(f) != "stdout"):
+                if fd not in open_fds:
+                    continue
+                try:
+                    chunk = os.read(fd, 1 << 16)
+                except OSError:
+                    chunk = b""
+                now = time.monotonic() - t0
+                if chunk:
+                    capture.feed(open_fds[fd], chunk, now)
+                else:
+                    poll.unregister(fd)
+                    capture.end(open_fds.pop(fd), now)
+                    os.close(fd)
     finally:
-        capture.end(stream, time.monotonic() - t0)
-        os.close(fd)
+        for fd, stream in open_fds.items():
+            capture.end(stream, time.monotonic() - t0)
+            os.close(fd)

@@ -18,8 +18,8 @@ Why each choice:
   allows them), so a daemon that leaves the session and clears its environment still dies with
   the run; where neither exists, a sweep of the process table (group, descendants, RUN_ID
   holders), with a warning in the report;
-- one reader thread per pipe, stamping each chunk with `time.monotonic()` the moment its read
-  returns, into a `capture.Capture` that keeps lines on disk, cut to a cap, so neither a slow
+- one reader thread for both pipes, stamping each chunk with `time.monotonic()` the moment its
+  read returns, into a `capture.Capture` that keeps lines on disk, cut to a cap, so neither a slow
   consumer nor a flood of output changes a stamp or the harness's memory;
 - deadlines everywhere: `stream()` and `collect()` never wait past `spec.timeout_s` (a child
   that closes its output and sleeps is killed at the deadline like any other).
@@ -200,11 +200,11 @@ class LocalRunner(Runner):
             if report_w is not None:
                 os.close(report_w)
         h = LocalHandle(prepared, proc, t0, started_utc, capture, group, report_r)
+        fds = {}
         for pipe, stream in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
-            fd = os.dup(pipe.fileno())
+            fds[os.dup(pipe.fileno())] = stream
             pipe.close()
-            threading.Thread(target=pump, args=(fd, stream, t0, capture), daemon=True,
-                             name=f"pgolf-local-{stream}-{spec.seed}").start()
+        threading.Thread(target=pump, args=(fds, t0, capture), daemon=True, name=f"pgolf-local-output-{spec.seed}").start()
         return h
 
     def elapsed(self, handle: LocalHandle) -> float:
