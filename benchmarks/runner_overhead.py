@@ -6,7 +6,9 @@
 2. stamp lag: for LINES lines written INTERVAL apart, the harness stamp (started_monotonic + the
    stamp) minus the time the child wrote the line: median, 95th percentile and maximum.
 
-Usage: python benchmarks/runner_overhead.py [--lines 400] [--interval 0.005]
+Usage: python benchmarks/runner_overhead.py [--lines 400] [--interval 0.005] [--runner local|docker]
+(`python -m harness.cli` runs the checkout in the current folder: run it from another checkout's
+root to measure that one.)
 """
 from __future__ import annotations
 
@@ -29,10 +31,11 @@ for i in range(n):
 """
 
 
-def reproduce(record: Path, out: Path, launcher: str) -> tuple[float, dict, list[tuple[float, str]]]:
+def reproduce(record: Path, out: Path, launcher: str, runner: str) -> tuple[float, dict, list[tuple[float, str]]]:
     t_launch = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "reproduce", str(record), "--seeds", "1",
-                           "--launcher", launcher, "--nproc", "1", "--out", str(out), "--quiet", "--force"],
+                           "--launcher", launcher, "--nproc", "1", "--out", str(out), "--quiet", "--force",
+                           "--runner", runner],
                           capture_output=True, text=True)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"pgolf reproduce failed ({proc.returncode}):\n{proc.stderr}")
@@ -48,13 +51,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=400)
     ap.add_argument("--interval", type=float, default=0.005)
+    ap.add_argument("--runner", choices=("local", "docker"), default="local")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         record = Path(tmp) / "record"
         record.mkdir()
         (record / "train_gpt.py").write_text(CHILD.format(lines=args.lines, interval=args.interval))
         for launcher in ("python", "torchrun"):
-            t_launch, result, stamps = reproduce(record, Path(tmp) / f"out-{launcher}", launcher)
+            t_launch, result, stamps = reproduce(record, Path(tmp) / f"out-{launcher}", launcher, args.runner)
             t0 = result["started_monotonic"]
             first = next((t, s) for t, s in stamps if s.startswith("first "))
             written = float(first[1].split()[1])

@@ -52,6 +52,12 @@ PROBE = textwrap.dedent(
     report["write_data"] = try_write(os.path.join(os.environ["DATA_PATH"], "planted.txt"))
     report["write_rootfs"] = try_write("/opt/planted.txt")
     report["write_tmp"] = try_write("/tmp/scratch.txt")
+    for path in ("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"):
+        if os.path.exists(path):
+            report["pids_max"] = open(path).read().strip()
+    st = os.statvfs(".")
+    report["work_fs_bytes"] = st.f_blocks * st.f_frsize
+    report["audit_hook"] = "sitecustomize" in sys.modules and bool(os.environ.get("PGOLF_AUDIT_SOCKET"))
     import torch
     report["torch"] = torch.__version__
     report["seed"] = os.environ["SEED"]
@@ -189,6 +195,23 @@ def test_lines_streamed_with_harness_stamps(probe):
     assert by_text["probe-stderr"].stream == "stderr" and first.stream == "stdout"
     stamps = [l.t for l in outcome.lines]
     assert stamps == sorted(stamps) and 0 < stamps[0] <= outcome.wall_seconds
+
+
+def test_real_default_limits_seen_from_inside(probe):
+    """pids.max is 4,096, not the host's pid_max; the work folder is its own 8 GiB filesystem
+    (where the harness is root); the audit hook is installed in the run's Python."""
+    from harness.runners.workdir import loop_unavailable
+
+    report, details = probe["report"], probe["outcome"].details
+    assert report["pids_max"] == "4096" and details["limits"]["pids"] == 4096
+    assert 0 < details["limits"]["memory_bytes"] < os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if loop_unavailable() is None:
+        assert 7.5 * 1024**3 < report["work_fs_bytes"] <= 8 * 1024**3
+        assert details["work_bound"]["bound_bytes"] == 8 * 1024**3 and details["work_bound_missing"] is None
+    else:
+        assert details["work_bound"] is None and details["work_bound_missing"] == loop_unavailable()
+    assert report["audit_hook"] is True
+    assert details["data_access"]["train"]["hook"]["files"] == 0  # shard.bin is not a training shard
 
 
 def test_collects_files_written_to_workdir(probe):

@@ -7,6 +7,7 @@ chosen to sit just inside or just outside a limit.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -187,7 +188,7 @@ def test_rule_ids_are_unique_and_do_not_collide_with_the_checks():
     from harness.checks import RULES as CHECK_RULES
 
     assert not set(RULES) & set(CHECK_RULES)
-    assert all(r.startswith(("PG-TIME-1", "PG-BYTES-1", "PG-REPRO-")) for r in RULES)
+    assert all(r.startswith(("PG-TIME-1", "PG-BYTES-1", "PG-REPRO-", "PG-RUN-")) for r in RULES)
 
 
 def test_budgets_come_from_the_rule_sets():
@@ -261,3 +262,137 @@ def test_real_logs_replayed_honestly_are_not_flagged_and_slowed_ones_are(corpus,
             flagged_slow += "PG-TIME-101" in ids(findings)
             assert obs.train_ratio == pytest.approx(1 / 1.5, rel=0.05), path
     assert honest_checked > 40 and flagged_slow == honest_checked and several_runs < 10
+
+
+# --- training data read after the training budget (PG-TIME-108), real runs ---------------------
+CALIBRATING = '''\
+"""A tiny record whose GPTQ-style calibration reads training shards after its loop; CALIB says
+when: "late" waits 3 s past the loop (outside a 2 s budget), "inside" calibrates at once."""
+import glob, os, time
+CALIB = "{calib}"
+shards = sorted(glob.glob(os.path.join(os.environ["DATA_PATH"], "fineweb_train_*.bin")))
+with open(shards[0], "rb") as f:  # warm-up before the training clock starts: allowed
+    f.read()
+time.sleep(0.5)
+seed = int(os.environ["SEED"])
+print(f"seed:{{seed}}", flush=True)
+t0 = time.monotonic()
+print("step:0/4 val_loss:6.9000 val_bpb:4.1000 train_time:0ms step_avg:0.01ms", flush=True)
+for step in range(1, 5):
+    with open(shards[step % len(shards)], "rb") as f:
+        f.read()
+    time.sleep(0.2)
+    ms = (time.monotonic() - t0) * 1000
+    print(f"step:{{step}}/4 train_loss:3.0 train_time:{{ms:.0f}}ms step_avg:{{ms / step:.1f}}ms", flush=True)
+print(f"stopping_early: wallclock_cap train_time:{{ms:.0f}}ms step:4/4", flush=True)
+if CALIB == "late":
+    time.sleep(3.0)
+for s in shards:  # calibration batches drawn from the training shards
+    with open(s, "rb") as f:
+        f.read(1024)
+with open("final_model.int6.ptz", "wb") as f:
+    f.write(bytes(5000))
+code = os.path.getsize(__file__)
+print("Serialized model int6+lzma: 5000 bytes", flush=True)
+print(f"Code size: {{code}} bytes", flush=True)
+print(f"Total submission size int6+lzma: {{5000 + code}} bytes", flush=True)
+bpb = 1.8 + (seed % 7) / 10000
+print(f"final_int6_roundtrip val_loss:{{bpb * 1.6:.4f}} val_bpb:{{bpb:.4f}} eval_time:1ms", flush=True)
+print(f"final_int6_roundtrip_exact val_loss:{{bpb * 1.6:.8f}} val_bpb:{{bpb:.8f}}", flush=True)
+'''
+
+
+def calibrating_record(tmp_path: Path, calib: str) -> tuple[Path, Path]:
+    import json
+
+    rec, data = tmp_path / f"rec-{calib}", tmp_path / "data"
+    rec.mkdir()
+    (rec / "train_gpt.py").write_text(CALIBRATING.format(calib=calib))
+    seeds = {str(s): {"val_bpb": round(1.8 + (s % 7) / 10000, 4)} for s in (1, 2, 3)}
+    (rec / "submission.json").write_text(json.dumps({
+        "name": f"calibration {calib}", "author": "pgolf tests", "github_id": "pgolf", "date": "2026-11-21",
+        "val_bpb": 1.8002, "seeds": [1, 2, 3], "seed_results": seeds}))
+    if not data.exists():
+        data.mkdir()
+        for i in range(3):
+            (data / f"fineweb_train_{i:06d}.bin").write_bytes(os.urandom(4096))
+        (data / "fineweb_val_000000.bin").write_bytes(os.urandom(4096))
+    return rec, data
+
+
+@pytest.mark.parametrize("runner", ["local", "docker"])
+def test_calibrating_on_training_shards_after_the_budget_fails_and_inside_passes(runner, tmp_path):
+    """Issue 12 item 9: by the harness clock, the last training-shard read must fall inside the
+    training budget counted from the training clock's start (2 s + 0.5 s grace here)."""
+    from harness.reproduce.report import build_report, render_markdown
+    from harness.reproduce.seeds import ReproConfig, run_seeds
+    from harness.runners import make_runner
+
+    if runner == "docker":
+        docker_or_skip()
+    budgets = Budgets(train_s=2.0, eval_s=30.0, grace_s=30.0, train_grace_s=0.5)
+    reports = {}
+    for calib, seeds in (("late", [1]), ("inside", [1, 2, 3])):
+        rec, data = calibrating_record(tmp_path, calib)
+        cfg = ReproConfig(record_dir=rec, out_dir=tmp_path / f"out-{calib}", seeds=seeds, data_path=str(data),
+                          launcher="python", budgets=budgets, runner=runner)
+        opts = {"warn": False} if runner == "local" else {}
+        results = run_seeds(cfg, runner=make_runner(runner, **opts))
+        reports[calib] = (build_report(cfg, results, with_plots=False), results)
+    late, late_results = reports["late"]
+    f = next(x for x in late.findings if x.rule_id == "PG-TIME-108")
+    assert f.severity.value == "error" and late.verdict.value == "FAIL"
+    o = late_results[0]["observed"]
+    # the warm-up read came before the training clock; the calibration 3 s after the loop
+    assert o["train_data_first_s"] < o["train_start_s"] < o["train_data_deadline_s"] < o["train_data_last_s"]
+    assert o["train_data_last_s"] - o["train_start_s"] > 3.0
+    assert f.data["deadline_s"] == pytest.approx(o["train_start_s"] + 2.5, abs=1e-3)
+    assert {"kernel", "hook"} <= set(o["train_data_seen"]) and o["hook_processes"] >= 1
+    assert all(seen["opens"] >= 8 for seen in o["train_data_seen"].values())  # 1 warm-up + 4 steps + 3 calibration
+    assert o["artifact_appeared_s"] is not None and o["artifact_appeared_s"] >= o["train_data_last_s"] - 0.1
+    inside, inside_results = reports["inside"]
+    assert not [x for x in inside.findings if x.rule_id in ("PG-TIME-108", "PG-TIME-109")]
+    assert inside.verdict.value == "PASS", [(x.rule_id, x.message) for x in inside.findings + inside.children[0].findings]
+    for r in inside_results:
+        o = r["observed"]
+        assert o["train_start_s"] < o["train_data_last_s"] <= o["train_data_deadline_s"]
+    # the report shows both times per seed
+    md = render_markdown(late)
+    row = next(ln for ln in md.splitlines() if ln.startswith("| 1 |"))
+    assert f"{late_results[0]['observed']['train_data_last_s']:.1f} / " in row
+    assert f"/ {late_results[0]['observed']['artifact_appeared_s']:.1f} |" in row
+
+
+def docker_or_skip() -> None:
+    """Skip without an engine or the pinned image; under CI=true (.ci/run provides both), fail."""
+    from harness.runners.docker import unavailable
+
+    if why := unavailable():
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(f"docker runner unavailable: {why}")
+
+
+def test_reads_before_the_clock_and_without_a_training_start(record):
+    """Timelines: warm-up reads before the training clock never count; with no timed line the
+    verdict is undecided, not an error."""
+    rows = honest_rows()
+    start = rows[0][0]  # step:0 at 5 s, train_time 0
+    access = {"roots": ["/data"], "channels": {"kernel": "inotify on /data", "hook": "audit hook"},
+              "train": {"kernel": {"files": 2, "opens": 3, "reads": 9, "maps": 0, "first_s": 1.0,
+                                   "last_s": start + 600.9, "last_file": "fineweb_train_000001.bin"}},
+              "recent": [[start + 600.9, "kernel", "read", "fineweb_train_000001.bin"]]}
+    outcome = timeline(rows, written=ARTIFACT)
+    outcome.details["data_access"] = access
+    obs, findings = judged(outcome, record, scored="legal_ttt")
+    assert "PG-TIME-108" not in ids(findings)  # within 600 + 1 s of the training start
+    assert obs.train_start_s == 5.0 and obs.train_data_deadline_s == 606.0
+    access["train"]["kernel"]["last_s"] = start + 602.0
+    access["recent"] = [[start + 602.0, "kernel", "read", "fineweb_train_000001.bin"]]
+    _, findings = judged(outcome, record, scored="legal_ttt")
+    late = next(f for f in findings if f.rule_id == "PG-TIME-108")
+    assert late.severity.value == "error" and "hook saw no such read" in late.message
+    assert any("607.00 s: read of fineweb_train_000001.bin (kernel)" in e.message for e in late.evidence)
+    untimed = timeline([(3.0, "hello"), (700.0, "bye")])
+    untimed.details["data_access"] = access
+    _, findings = judged(untimed, record)
+    f = next(f for f in findings if f.rule_id == "PG-TIME-108")
+    assert f.undecided and f.severity.value == "warning"

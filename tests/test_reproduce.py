@@ -41,7 +41,9 @@ def pgolf(*args: str, **kw) -> subprocess.Popen:
 
 
 def cli_args(rec: Path, data: Path, out: Path, seeds: str = "1,2,3") -> list[str]:
-    return [str(rec), "--seeds", seeds, "--launcher", "python", "--data", str(data), "--out", str(out)]
+    # the local runner: these fixtures write to their data folder, which a container mounts read-only
+    return [str(rec), "--seeds", seeds, "--launcher", "python", "--data", str(data), "--out", str(out),
+            "--runner", "local"]
 
 
 def wait_for(cond, timeout: float = 30.0) -> None:

@@ -71,7 +71,10 @@ def test_environment_is_whitelisted_plus_the_harness_variables(tmp_path, monkeyp
     assert env["NCCL_DEBUG"] == "INFO" and env["PATH"] == os.environ["PATH"]
     assert env["SEED"] == "7" and env["RUN_ID"] == run_id and env["DATA_PATH"] == str(tmp_path)
     assert env["PYTHONUNBUFFERED"] == "1"
-    assert outcome.details["env_added"] == {"PYTHONUNBUFFERED": "1"}
+    # the one addition for Python's output, and the audit hook's variables (reported as added)
+    assert outcome.details["env_added"]["PYTHONUNBUFFERED"] == "1"
+    assert set(outcome.details["env_added"]) == {"PYTHONUNBUFFERED", "PYTHONPATH", "PGOLF_AUDIT_SOCKET", "PGOLF_AUDIT_PATHS"}
+    assert env["PYTHONPATH"].endswith("audithook") and env["PGOLF_AUDIT_PATHS"] == str(tmp_path)
     assert set(child_env({}, {"FOO": "1", "HOME": "/h", "PYENV_VERSION": "3"})) == {"HOME", "PYENV_VERSION", "PYTHONUNBUFFERED"}
 
 
@@ -171,3 +174,116 @@ def test_real_torchrun_with_gloo_is_launched_and_stopped_whole(tmp_path):
     assert outcome.details["command"] == ["torchrun", "--standalone", "--nproc_per_node=2", "train_gpt.py"]
     assert outcome.stop_reason == "interrupt" and not outcome.timed_out, [(ln.t, ln.text) for ln in outcome.lines]
     assert_nothing_left(run_id, outcome.details["pgid"])
+
+
+# --- output capture: capped lines, kept on disk ------------------------------------------------------
+def test_line_splitter_caps_each_line_before_buffering_it():
+    from harness.runners.capture import LineSplitter
+
+    s = LineSplitter(cap=8)
+    assert s.feed(b"short\nabcdefghij") == [(b"short", 0)]
+    assert len(s.buf) == 8 and s.cut == 2  # never more than the cap held
+    assert s.feed(b"klm" * 1000 + b"\nnext") == [(b"abcdefgh", 3002)]
+    assert s.rest() == (b"next", 0) and s.rest() is None
+
+
+def test_output_log_is_a_sequence_backed_by_its_file(tmp_path):
+    from harness.runners.capture import OutputLog, clean_text
+
+    log = OutputLog(tmp_path / "out.tsv", max_lines=3)
+    log.add(0.5, "stdout", b"first\tcolumn")
+    log.add(0.75, "stderr", "caf\u00e9 \x1c split\r".encode())
+    log.add(1.0, "stdout", b"x" * 10, cut=90)
+    log.add(2.0, "stdout", b"dropped")
+    assert len(log) == 3 and log.dropped_lines == 1 and log.cut_lines == 1
+    assert log[0].text == "first\tcolumn" and log[0].t == 0.5 and log[1].stream == "stderr"
+    assert log[1].text == "caf\u00e9   split"  # the parser's line breaks became spaces, the trailing \r went
+    assert log[-1].text.startswith("x" * 10) and "90 more bytes" in log[-1].text
+    assert [ln.text for ln in log[1:]] == [log[1].text, log[2].text]
+    log.close()
+    assert (tmp_path / "out.tsv").read_text().splitlines()[0] == "0.500000\tstdout\tfirst\tcolumn"
+    assert log[0].text == "first\tcolumn"  # still readable after close
+    assert clean_text(b"\xff ok") == "\ufffd ok"
+
+
+# --- kernel grouping of processes --------------------------------------------------------------------
+GRANDCHILD = """\
+    import os, subprocess, sys, time
+    # a grandchild in a new session, with no RUN_ID: only the kernel's grouping still holds it
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", sys.argv[1]],
+                     start_new_session=True, env={}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print("started", flush=True)
+    time.sleep(300)
+    """
+
+
+def _marked(m: str) -> list[int]:
+    out = []
+    for p in proctable.all_pids():
+        try:
+            if m.encode() in (Path("/proc") / str(p) / "cmdline").read_bytes() and proctable.live(p):
+                out.append(p)
+        except OSError:
+            pass
+    return out
+
+
+@pytest.mark.parametrize("mode", ["pidns", "cgroup", "pidns+cgroup"])
+def test_each_kernel_grouping_alone_kills_a_run_at_its_deadline(mode, tmp_path):
+    from harness.runners import confine
+
+    sup = confine.probe()
+    if ("pidns" in mode and not sup.pidns) or ("cgroup" in mode and not sup.cgroup):
+        pytest.skip(f"not available here: {sup}")
+    m = f"pgolf-test-{uuid.uuid4().hex}"
+    rec = make_record(tmp_path, GRANDCHILD)
+    spec = RunSpec(record_dir=rec, workdir=tmp_path / "work", seed=7, env={"SEED": "7"}, timeout_s=2.0,
+                   argv=(sys.executable, "train_gpt.py", m))
+    runner = LocalRunner(term_grace_s=1.0, confine=mode, warn=False)
+    handle = runner.start(runner.prepare(spec))
+    lines = [ln.text for ln in runner.stream(handle)]
+    outcome = runner.collect(handle)
+    assert lines == ["started"] and outcome.timed_out
+    assert outcome.details["isolation"]["processes"].startswith("pid-namespace" if "pidns" in mode else "cgroup")
+    end = time.monotonic() + 3
+    while _marked(m) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert _marked(m) == []
+    if "cgroup" in mode:  # the run's cgroup is gone too
+        assert not Path(outcome.details["isolation"]["kernel_grouping"]["cgroup"].split(" ", 1)[1]).exists()
+
+
+def test_exit_status_is_the_commands_own_through_the_namespace_init(tmp_path):
+    rec = make_record(tmp_path, "import os, signal\nprint('bye', flush=True)\nos.kill(os.getpid(), signal.SIGSEGV)\n")
+    outcome, lines, _ = run(rec, tmp_path)
+    assert outcome.exit_code == -11 and [ln.text for ln in lines] == ["bye"]
+    (tmp_path / "b").mkdir()
+    outcome, _, _ = run(make_record(tmp_path, "raise SystemExit(3)\n", name="rec2"), tmp_path / "b")
+    assert outcome.exit_code == 3
+
+
+def test_a_missing_command_is_a_failed_run_not_a_crash(tmp_path):
+    rec = make_record(tmp_path, "print('never')\n")
+    outcome, lines, _ = run(rec, tmp_path, argv=["/nonexistent/python", "train_gpt.py"])
+    assert outcome.exit_code == 127 and not outcome.timed_out
+    assert [ln.text for ln in lines if "/nonexistent" in ln.text] == [
+        "pgolf: cannot run /nonexistent/python: No such file or directory"]  # said by the namespace's init
+
+
+def test_what_a_hard_killed_harness_left_is_removed_by_the_next(tmp_path):
+    from harness.runners import confine
+    from harness.runners.dataaccess import AuditListener
+
+    dead = 4_194_303  # above pid_max's default range: no such process
+    assert proctable.owner_gone(f"pgolf-audit-{dead}-abc", "pgolf-audit-")
+    assert not proctable.owner_gone(f"pgolf-audit-{os.getpid()}-abc", "pgolf-audit-")
+    stale = Path(f"/tmp/pgolf-audit-{dead}-test")
+    stale.mkdir(exist_ok=True)
+    AuditListener().close()
+    assert not stale.exists()
+    sup = confine.probe()
+    if sup.cgroup:
+        left = sup.cgroup[1] / f"{confine.CGROUP_PREFIX}{dead}-test"
+        left.mkdir(exist_ok=True)
+        confine.Group("next").release()
+        assert not left.exists()

@@ -17,12 +17,16 @@ examples:
   pgolf reproduce RECORD --force --against records/track_10min_16mb/<current record>
   pgolf reproduce RECORD --nproc 2 --timeout 120 --format markdown > repro.md
   pgolf reproduce RECORD --runner docker           # no network, read-only data, pinned image
+  pgolf reproduce RECORD --runner local            # trusted code only: no isolation at all
   pgolf reproduce RECORD --runner slurm --partition h100 --account review   # each seed a Slurm job (see pgolf queue -h)
 
 Each seed runs in a fresh copy of the record (OUT/seed_<S>/work) as
   torchrun --standalone --nproc_per_node=N train_gpt.py
 with only SEED, DATA_PATH, TOKENIZER_PATH, VOCAB_SIZE, RUN_ID set (and PYTHONUNBUFFERED=1), in its
-own process group, killed at train + eval budget + grace of the record's rule set. Every line is
+own PID namespace and cgroup, killed at train + eval budget + grace of the record's rule set.
+The runner is Docker (no network, read-only data and root, bounded pids, memory and work folder)
+whenever an engine answers and the pinned image is built; otherwise, or with --runner local, the
+local runner, which isolates nothing (trusted code only). Every line is
 stamped by the harness on arrival; times and bytes are measured, not read from the log.
 Finished seeds are kept (OUT/seed_<S>/result.json) and skipped when the command is rerun;
 Ctrl-C stops the running seed cleanly. The report goes to OUT/report.{txt,md,json} and OUT/plots/.
@@ -65,9 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", help="TOKENIZER_PATH for the runs")
     p.add_argument("--vocab-size", type=int, help="VOCAB_SIZE for the runs")
     p.add_argument("--nproc", type=int, help="processes per node (default: all GPUs, 1 on CPU)")
-    p.add_argument("--runner", choices=("local", "docker", "slurm"), default="local",
-                   help="local process group (default), a locked-down container of the pinned image, "
-                        "or one Slurm job per seed (see `pgolf queue --help`)")
+    p.add_argument("--runner", choices=("auto", "local", "docker", "slurm"), default="auto",
+                   help="auto (default): docker when an engine answers and the pinned image is present, else local; "
+                        "docker: a locked-down container of the pinned image; local: this machine, no isolation; "
+                        "slurm: one Slurm job per seed (see `pgolf queue --help`)")
     p.add_argument("--image", help="docker runner: the image (default: the one this checkout pins)")
     p.add_argument("--launcher", choices=("torchrun", "python"), default="torchrun",
                    help="torchrun (default) or plain `python train_gpt.py` for a record that is not distributed")
@@ -100,27 +105,35 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--tolerance must be >= 0")
     if args.against is not None and not args.against.is_dir():
         raise InputError("no such record folder (--against)", str(args.against))
+    from harness.runners import choose_runner
+
+    gpus = "all" if _has_gpus() else None
+    if args.runner == "slurm":
+        runner_name, runner_why = "slurm", "asked for (--runner slurm)"
+    else:
+        runner_name, runner_why = choose_runner(args.runner, args.image, gpus)
     seeds = parse_seeds(args.seeds) if args.seeds else default_seeds(record)
     out = args.out or Path.cwd() / f"pgolf-reproduce-{record.resolve().name}"
     cfg = ReproConfig(record_dir=record, out_dir=out, seeds=seeds, data_path=args.data,
                       tokenizer_path=args.tokenizer, vocab_size=args.vocab_size,
                       nproc=args.nproc or default_nproc(), launcher=args.launcher, tolerance=args.tolerance,
                       force=args.force, against=args.against, ruleset=args.ruleset, timeout_s=args.timeout,
-                      runner=args.runner)
-    if args.runner == "slurm":
+                      runner=runner_name)
+    if runner_name == "slurm":
         from harness.commands.queue import reproduce_on_slurm
 
         return reproduce_on_slurm(args, cfg)
-    runner = make_runner("local") if args.runner == "local" else make_runner(
-        "docker", image=args.image, gpus="all" if _has_gpus() else None)
+    runner = make_runner("local") if runner_name == "local" else make_runner("docker", image=args.image, gpus=gpus)
     progress = make_progress(sys.stderr, quiet=args.quiet)
     progress.write(f"pgolf reproduce: {record} seeds {','.join(map(str, seeds))} -> {out} "
                    f"(setup {time.monotonic() - t_start:.2f} s)")
+    progress.write(f"runner: {runner_name}: {runner_why}")
     try:
         results = run_seeds(cfg, runner=runner, progress=progress)
     finally:
         progress.close()
     report = build_report(cfg, results)
+    report.data["runner_chosen"] = {"runner": runner_name, "why": runner_why}
     paths = write_report(report, out)
     text = {"text": render_text, "markdown": render_markdown}.get(args.format)
     sys.stdout.write(text(report) if text else render("json", report))

@@ -13,6 +13,13 @@ validation line. The comparison uses only those clean segments (ratio = printed 
 with none, it falls back to the whole span and marks the finding undecided (validation pauses
 could explain it). The observed train time is the printed one divided by that ratio.
 
+How training-data reads are judged. The runner records, by the harness clock, every open and
+read of a training shard it could see (`harness.runners.dataaccess`: inotify from outside, an
+audit hook inside). The training budget runs from the moment the training clock starts — the
+stamp of the first timed training line minus the train_time it prints — for the train budget
+plus the one-step grace. A read before that start (warm-up, compilation) is allowed; a read after
+its end is training over budget (PG-TIME-108), whatever the loop printed.
+
 How eval time is observed. An eval phase ends when its result line arrives; it began at the
 previous boundary: the stop line, a size line, or the previous phase line (not a line printing
 the same result, such as a TTT `done` line before its `legal_ttt` line). The evaluation as a
@@ -120,6 +127,45 @@ TIMED_OUT = define_rule(
 NO_STOP = define_rule(
     "PG-TIME-107", "training-stop-not-seen", "TIME", "note",
     "No timed training line was seen, so training time could not be observed.")
+DATA_AFTER_BUDGET = define_rule(
+    "PG-TIME-108", "training-data-read-after-budget", "TIME", "error",
+    "Training data may only be touched inside the training budget (rules.md, Timing; the organizers' "
+    "PR #1868 compliance re-run moved GPTQ Hessian collection on training shards inside the 600 s with "
+    "GPTQ_RESERVE_SECONDS). The budget is counted from the moment the training clock starts — by the "
+    "harness clock, the stamp of the first timed training line minus the train_time it prints — and "
+    "ends the train budget plus the one-step grace later (600 + 1 s on the record track). Reads of "
+    "training shards before the clock starts (warm-up, compilation) are allowed; a read after the end, "
+    "such as calibration on training shards once the loop has stopped, is training over budget — "
+    "unless it still falls within the budget from the training start, as in the #1868 re-run. Seen by "
+    "the kernel (inotify on the data folder) or by pgolf's audit hook in the run's Python processes.")
+DATA_NOT_OBSERVED = define_rule(
+    "PG-TIME-109", "training-data-reads-not-observed", "TIME", "note",
+    "A data folder was given but no read of a training shard was observed, or a channel was missing or "
+    "overflowed, so PG-TIME-108 could not be fully judged (reads through a memory mapping, or of a copy "
+    "made earlier, leave no event).")
+NOT_ISOLATED = define_rule(
+    "PG-RUN-001", "local-runner-not-isolated", "NET", "warning",
+    "The local runner isolates nothing: the run had the network, the host's files as the caller's user "
+    "and write access to the data folder. It is for trusted code; --runner docker isolates.")
+SWEEP_ONLY = define_rule(
+    "PG-RUN-002", "processes-found-by-sweep", "TIME", "warning",
+    "Neither a PID namespace nor a cgroup was available, so the run's processes were found by sweeping "
+    "the process table; a daemon that left the run's session and environment could have outlived it.")
+WORK_UNBOUNDED = define_rule(
+    "PG-RUN-003", "work-folder-not-bounded", "BYTES", "warning",
+    "The Docker runner could not give the run a size-bounded work folder (a loop-mounted filesystem "
+    "needs root), so what the run may write there was bounded only by the host's disk.")
+OUTPUT_CAPPED = define_rule(
+    "PG-RUN-004", "output-over-cap", "PARSE", "warning",
+    "The run printed more than the harness keeps (line length, line count or bytes): the excess was "
+    "counted and dropped, so lines after the cap were not observed.")
+LINK_SKIPPED = define_rule(
+    "PG-RUN-005", "record-link-not-copied", "PARSE", "warning",
+    "The record holds a symbolic link or a special file; it was not copied into the run's work folder "
+    "(a link would resolve to the reviewer's machine, not to the record).")
+LEFTOVERS = define_rule(
+    "PG-RUN-006", "processes-left-after-exit", "TIME", "note",
+    "The run's main process exited while processes it started were still alive; they were killed.")
 BYTES_OVER = define_rule(
     "PG-BYTES-101", "measured-over-cap", "BYTES", "error",
     "The artifact file on disk plus the counted code exceed the byte cap (measured, not printed).")
@@ -178,6 +224,18 @@ class Observation:
     printed_total: int | None = None
     printed_code: int | None = None
     measured_total: int | None = None
+    # training data and artifact, by the harness clock (see `observe_data`)
+    train_start_s: float | None = None  # when the training clock started: first timed line's stamp - its train_time
+    train_data_deadline_s: float | None = None  # train_start_s + train budget + grace (set by `judge`)
+    train_data_first_s: float | None = None
+    train_data_last_s: float | None = None  # the last open or read of a training shard, any channel
+    train_data_last_file: str | None = None
+    train_data_last_channel: str | None = None
+    train_data_channels: dict[str, Any] = field(default_factory=dict)  # how each channel watched, or why not
+    train_data_seen: dict[str, Any] = field(default_factory=dict)  # per channel: opens, reads, maps, first/last
+    hook_processes: int | None = None  # Python processes of the run that reported the hook installed
+    artifact_appeared_s: float | None = None  # first created (kernel), or None when not observed
+    artifact_written_s: float | None = None  # its last completed write
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,7 +246,9 @@ def log_text(lines: Sequence[StampedLine]) -> str:
 
 
 def _stamp(lines: Sequence[StampedLine], lineno: int) -> float:
-    return lines[lineno - 1].t
+    i = min(max(lineno, 1), len(lines)) - 1
+    stamp = getattr(lines, "stamp", None)  # an OutputLog answers without reading the file
+    return stamp(i) if stamp else lines[i].t
 
 
 def observe_train(lines: Sequence[StampedLine], log: RunLog, obs: Observation) -> None:
@@ -200,6 +260,7 @@ def observe_train(lines: Sequence[StampedLine], log: RunLog, obs: Observation) -
         return
     (l0, t0_ms, _), (l1, t1_ms, _) = timed[0], timed[-1]
     obs.train_anchor_s, obs.train_stop_s = _stamp(lines, l0), _stamp(lines, l1)
+    obs.train_start_s = obs.train_anchor_s - t0_ms / 1000.0
     obs.printed_train_s = t1_ms / 1000.0
     printed = stamped = 0.0
     for (la, ta, _), (lb, tb, val_b) in zip(timed, timed[1:]):
@@ -244,12 +305,12 @@ def observe_eval(lines: Sequence[StampedLine], log: RunLog, obs: Observation) ->
 
 def code_files(record_dir: Path) -> dict[str, int]:
     """The code a submission counts: every .py file in its folder (rules.md: train_gpt.py and any
-    other code it needs in the folder), relative path -> bytes."""
-    out = {}
-    for p in sorted(record_dir.rglob("*.py")):
-        if "__pycache__" not in p.parts and p.is_file():
-            out[str(p.relative_to(record_dir))] = p.stat().st_size
-    return out
+    other code it needs in the folder), relative path -> bytes. Links are not followed (a link's
+    target is not the record's code; the copy into the work folder skips it too)."""
+    from audit.safe_read import scan
+
+    return {e.rel: e.size for e in scan(record_dir, hidden=True)
+            if e.kind == "file" and e.rel.endswith(".py") and "__pycache__" not in e.rel.split("/")}
 
 
 def find_artifact(written: dict[str, int], printed_model: int | None) -> tuple[str | None, dict[str, int]]:
@@ -289,13 +350,32 @@ def observe_bytes(outcome: RunOutcome, log: RunLog, record_dir: Path, obs: Obser
         obs.measured_total = obs.artifact_bytes + counted_code
 
 
+def observe_data(outcome: RunOutcome, obs: Observation) -> None:
+    """When the run last touched a training shard and when its artifact appeared, from the
+    runner's data-access record (both channels: the later sighting wins)."""
+    access = outcome.details.get("data_access") or {}
+    obs.train_data_channels = dict(access.get("channels") or {})
+    obs.train_data_seen = dict(access.get("train") or {})
+    obs.hook_processes = access.get("hook_processes")
+    for channel, seen in (access.get("train") or {}).items():
+        if seen.get("first_s") is not None:
+            obs.train_data_first_s = min(x for x in (obs.train_data_first_s, seen["first_s"]) if x is not None)
+        if seen.get("last_s") is not None and (obs.train_data_last_s is None or seen["last_s"] > obs.train_data_last_s):
+            obs.train_data_last_s, obs.train_data_last_file = seen["last_s"], seen.get("last_file")
+            obs.train_data_last_channel = channel
+    work = (access.get("work") or {}).get(obs.artifact_path or "")
+    if work:
+        obs.artifact_appeared_s, obs.artifact_written_s = work.get("created_s"), work.get("last_write_s")
+
+
 def observe(outcome: RunOutcome, record_dir: Path, log: RunLog | None = None) -> tuple[Observation, RunLog]:
     lines = outcome.lines
     log = log or parse_log(log_text(lines))
-    obs = Observation(first_line_s=lines[0].t if lines else None)
+    obs = Observation(first_line_s=_stamp(lines, 1) if len(lines) else None)
     observe_train(lines, log, obs)
     observe_eval(lines, log, obs)
     observe_bytes(outcome, log, Path(record_dir), obs)
+    observe_data(outcome, obs)
     return obs, log
 
 
@@ -307,9 +387,16 @@ def judge(obs: Observation, log: RunLog, outcome: RunOutcome, budgets: Budgets, 
     f = lambda rule, msg, **kw: out.append(finding(rule, msg, log_path=log_path, **kw))  # noqa: E731
     if outcome.timed_out:
         deadline = outcome.details.get("timeout_s", budgets.kill_after_s)
-        f(TIMED_OUT, f"seed {outcome.seed}: killed by the harness at its deadline of {deadline:.0f} s "
-          f"(train + eval budgets + grace) after {outcome.wall_seconds:.1f} s",
-          line=len(outcome.lines) or None, wall_seconds=round(outcome.wall_seconds, 3))
+        source = ("train + eval budgets + grace" if abs(deadline - budgets.kill_after_s) < 1e-6
+                  else "set for this reproduction (--timeout)")
+        signals = ", ".join(f"{name} at {t:.1f} s" for name, t in outcome.details.get("signals") or [])
+        outlived = sum(1 for name, _ in outcome.details.get("signals") or [] if name == "SIGTERM") and any(
+            name == "SIGKILL" for name, _ in outcome.details.get("signals") or [])
+        f(TIMED_OUT, f"seed {outcome.seed}: killed by the harness at its deadline of {deadline:g} s ({source})"
+          + (f": {signals}" if signals else "") + (" (it outlived SIGTERM)" if outlived else "")
+          + f"; ended {outcome.wall_seconds:.1f} s after it started",
+          line=len(outcome.lines) or None, wall_seconds=round(outcome.wall_seconds, 3), deadline_s=deadline,
+          deadline_source=source)
     tol, slack = budgets.time_tolerance, budgets.time_slack_s
     if obs.printed_train_s is None:
         if outcome.exit_code == 0:
@@ -341,7 +428,95 @@ def judge(obs: Observation, log: RunLog, outcome: RunOutcome, budgets: Budgets, 
         f(EVAL_OVER, f"seed {outcome.seed}: evaluation from training stop to the last phase took "
           f"{obs.observed_eval_s:.1f} s > {budgets.eval_s:.0f} s", line=obs.phases[-1].line,
           observed_s=round(obs.observed_eval_s, 3))
+    out.extend(judge_data(obs, outcome, budgets, log_path))
     out.extend(judge_bytes(obs, log, outcome.seed, budgets, log_path))
+    out.extend(judge_run(outcome, log_path))
+    return out
+
+
+def judge_data(obs: Observation, outcome: RunOutcome, budgets: Budgets, log_path: str) -> list[Finding]:
+    """PG-TIME-108/109: training-shard reads against the training budget (see the module docstring).
+    Sets `obs.train_data_deadline_s`."""
+    out: list[Finding] = []
+    access = outcome.details.get("data_access") or {}
+    channels = obs.train_data_channels
+    if not access or not access.get("roots"):
+        return out
+    seed, last = outcome.seed, obs.train_data_last_s
+    allowed = budgets.train_s + budgets.train_grace_s
+    if obs.train_start_s is not None and budgets.train_s != float("inf"):
+        obs.train_data_deadline_s = obs.train_start_s + allowed
+    deadline = obs.train_data_deadline_s
+    late = [e for e in access.get("recent") or [] if deadline is not None and e[0] > deadline + budgets.time_slack_s]
+    ev = [EvidenceStep(f"training clock started at {obs.train_start_s:.2f} s (harness clock); budget "
+                       f"{budgets.train_s:g} s + {budgets.train_grace_s:g} s grace ends at {deadline:.2f} s")] if deadline else []
+    for channel, seen in (access.get("train") or {}).items():
+        if seen.get("last_s") is not None:
+            ev.append(EvidenceStep(f"{channel}: {seen['opens']} open(s), {seen['reads']} read(s), {seen['maps']} "
+                                   f"mapping(s) of {seen['files']} training shard(s); last at {seen['last_s']:.2f} s "
+                                   f"({seen['last_file']})"))
+    ev += [EvidenceStep(f"{t:.2f} s: {kind} of {name} ({channel})") for t, channel, kind, name in late[-5:]]
+    if last is not None and deadline is not None and last > deadline + budgets.time_slack_s:
+        hook_on = str(channels.get("hook", "")).startswith("audit hook")
+        hook_last = ((access.get("train") or {}).get("hook") or {}).get("last_s")
+        only_kernel = hook_on and (hook_last is None or hook_last <= deadline + budgets.time_slack_s)
+        out.append(finding(
+            DATA_AFTER_BUDGET,
+            f"seed {seed}: training data read at {last:.1f} s ({obs.train_data_last_file}, seen by "
+            f"{obs.train_data_last_channel}), {last - obs.train_start_s:.1f} s after the training clock started at "
+            f"{obs.train_start_s:.1f} s: past the {budgets.train_s:g} s training budget + {budgets.train_grace_s:g} s grace"
+            + (" (the in-process hook saw no such read: native code, or another process reading the same data folder)"
+               if only_kernel else ""),
+            log_path=log_path, evidence=ev, last_read_s=round(last, 3), deadline_s=round(deadline, 3),
+            train_start_s=round(obs.train_start_s, 3), file=obs.train_data_last_file, channel=obs.train_data_last_channel))
+    elif last is not None and deadline is None and budgets.train_s != float("inf") and last > allowed + budgets.time_slack_s:
+        out.append(finding(
+            DATA_AFTER_BUDGET, f"seed {seed}: training data read at {last:.1f} s after the run started, and no timed "
+            "training line shows when the training clock started: whether it was inside the budget is undecided",
+            severity=Severity.WARNING, undecided=True, log_path=log_path, evidence=ev, last_read_s=round(last, 3)))
+    gaps = [f"{k}: {v}" for k, v in channels.items() if not str(v).startswith(("inotify", "audit hook"))]
+    if access.get("kernel_overflow"):
+        gaps.append("kernel: the inotify queue overflowed, events were lost")
+    if last is None and outcome.exit_code == 0:
+        gaps.append("no read of a training shard was seen by any channel")
+    if gaps:
+        out.append(finding(DATA_NOT_OBSERVED, f"seed {seed}: training-data reads not fully observed ({'; '.join(gaps)})",
+                           log_path=log_path, channels=channels))
+    return out
+
+
+def judge_run(outcome: RunOutcome, log_path: str) -> list[Finding]:
+    """PG-RUN-00x: what the runner could not isolate, bound or keep, from the outcome's details."""
+    out: list[Finding] = []
+    d, seed = outcome.details, outcome.seed
+    iso = d.get("isolation") or {}
+    f = lambda rule, msg, **kw: out.append(finding(rule, msg, log_path=log_path, **kw))  # noqa: E731
+    if iso and not iso.get("isolated", True):
+        f(NOT_ISOLATED, f"seed {seed}: {iso.get('warning') or NOT_ISOLATED.rationale}")
+    if iso.get("process_warning"):
+        f(SWEEP_ONLY, f"seed {seed}: {iso['process_warning']}")
+    if d.get("work_bound_missing"):
+        f(WORK_UNBOUNDED, f"seed {seed}: the work folder had no size bound ({d['work_bound_missing']})")
+    o = d.get("output") or {}
+    if o.get("dropped_lines") or o.get("cut_lines"):
+        parts = []
+        if o.get("dropped_lines"):
+            parts.append(f"{o['dropped_lines']:,} line(s), {o['dropped_bytes']:,} bytes, after line {o['lines']:,} "
+                         f"were not kept (caps: {o['max_lines']:,} lines, {o['max_bytes']:,} bytes)")
+        if o.get("cut_lines"):
+            parts.append(f"{o['cut_lines']:,} line(s) cut to {o['max_line_bytes']:,} bytes ({o['cut_bytes']:,} bytes dropped)")
+        f(OUTPUT_CAPPED, f"seed {seed}: output over the harness's caps: " + "; ".join(parts), **o)
+    links = d.get("links_not_copied") or []
+    for link in links[:20]:
+        what = f"a link to {link['target']!r}" if link["kind"] == "link" else "a special file (not a regular file)"
+        f(LINK_SKIPPED, f"seed {seed}: {link['path']} in the record is {what}: not copied into the work folder",
+          path=link["path"], kind=link["kind"])
+    if len(links) > 20:
+        f(LINK_SKIPPED, f"seed {seed}: {len(links) - 20} more links or special files not copied")
+    left = d.get("leftovers_killed") or []
+    if left:
+        f(LEFTOVERS, f"seed {seed}: {len(left)} process(es) still running when the run's main process exited were killed",
+          count=len(left))
     return out
 
 

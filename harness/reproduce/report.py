@@ -41,6 +41,10 @@ def seed_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "artifact_bytes": o.get("artifact_bytes"), "measured_total": o.get("measured_total"),
             "printed_total": o.get("printed_total"), "wall_s": r["wall_seconds"], "log": r["log"],
             "first_line_s": o.get("first_line_s"),
+            # by the harness clock: training clock start, last training-data read, end of the
+            # training budget, and when the artifact file appeared (PG-TIME-108)
+            "train_start_s": o.get("train_start_s"), "train_data_last_s": o.get("train_data_last_s"),
+            "train_data_deadline_s": o.get("train_data_deadline_s"), "artifact_appeared_s": o.get("artifact_appeared_s"),
         })
     return rows
 
@@ -99,14 +103,17 @@ def _fmt(v: Any, spec: str = ".4f") -> str:
 
 def seed_table_lines(report: Report, md: bool) -> list[str]:
     head = ["seed", "status", "claimed bpb", "reproduced bpb", "Δ", "train s (printed/observed)",
-            "eval s (observed)", "artifact bytes", "total (measured/printed)"]
+            "eval s (observed)", "artifact bytes", "total (measured/printed)",
+            "train data last read / budget end / artifact at (s)"]
     rows = []
     for s in report.data["seeds"]:
         rows.append([str(s["seed"]), s["status"], _fmt(s["claimed_bpb"]), _fmt(s["reproduced_bpb"]),
                      _fmt(s["delta_bpb"], "+.4f"),
                      f"{_fmt(s['printed_train_s'], '.1f')} / {_fmt(s['observed_train_s'], '.1f')}",
                      _fmt(s["observed_eval_s"], ".1f"), _fmt(s["artifact_bytes"], ","),
-                     f"{_fmt(s['measured_total'], ',')} / {_fmt(s['printed_total'], ',')}"])
+                     f"{_fmt(s['measured_total'], ',')} / {_fmt(s['printed_total'], ',')}",
+                     " / ".join(_fmt(s.get(k), ".1f") for k in ("train_data_last_s", "train_data_deadline_s",
+                                                               "artifact_appeared_s"))])
     if md:
         return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
@@ -125,7 +132,8 @@ def summary_lines(report: Report) -> list[str]:
                      f"(need > {sig['margin']} at p < {sig['alpha']}): {'significant' if sig['significant'] else 'NOT significant'}")
     b = d["budgets"]
     lines.append(f"limits ({b['track']}): train {b['train_s']:.0f} s, eval {b['eval_s']:.0f} s, killed at "
-                 f"{b['kill_after_s']:.0f} s, {b['byte_cap']:,} bytes; runner {d['runner']}, nproc {d['nproc']}; "
+                 f"{b['kill_after_s']:.0f} s, {b['byte_cap']:,} bytes; runner {d['runner']}"
+                 + (f" ({d['runner_chosen']['why']})" if d.get("runner_chosen") else "") + f", nproc {d['nproc']}; "
                  f"environment added: {', '.join(f'{k}={v}' for k, v in (d['env_added'] or {}).items())}")
     return lines
 

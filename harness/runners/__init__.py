@@ -17,7 +17,7 @@ RUNNERS = {
     "docker": ("harness.runners.docker", "DockerRunner"),
 }
 
-__all__ = ["RUNNERS", "Runner", "RunOutcome", "RunSpec", "StampedLine", "make_runner"]
+__all__ = ["RUNNERS", "Runner", "RunOutcome", "RunSpec", "StampedLine", "choose_runner", "make_runner"]
 
 
 def make_runner(name: str, **opts: Any) -> Runner:
@@ -36,3 +36,25 @@ def make_runner(name: str, **opts: Any) -> Runner:
             raise InputError(f"runner {name!r} is not part of this build ({modname} missing)") from None
         raise
     return getattr(module, clsname)(**opts)
+
+
+def choose_runner(requested: str | None = "auto", image: str | None = None, gpus: str | int | None = None,
+                  client: Any = None) -> tuple[str, str]:
+    """(runner name, why): the Docker runner whenever an engine answers and the image it would run
+    is present (it isolates; the local runner does not), else the local runner, saying what was
+    missing. An explicit "local" or "docker" is taken as asked.
+
+    >>> choose_runner("local")
+    ('local', 'asked for with --runner local')
+    """
+    if requested in RUNNERS:
+        return requested, f"asked for with --runner {requested}"
+    if requested not in (None, "auto"):
+        raise InputError(f"unknown runner {requested!r}; choose one of: auto, {', '.join(sorted(RUNNERS))}")
+    from harness.containers import pinned_image
+    from harness.runners.docker import unavailable
+
+    why = unavailable(image, gpus, client)
+    if why:
+        return "local", f"{why}, so the local runner, which does not isolate"
+    return "docker", f"a Docker engine answers and the pinned image {image or pinned_image('gpu' if gpus else 'cpu')} is present"

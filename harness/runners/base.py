@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ class RunOutcome:
     stop_reason: str | None  # why the harness stopped the run, if it did ("timeout", "interrupt")
     started_utc: str
     wall_seconds: float
-    lines: list[StampedLine]
+    # Every line the run printed, in arrival order: a list, or (local and docker runners) a
+    # `capture.OutputLog`, a sequence kept on disk so a flood of output costs no memory.
+    lines: Sequence[StampedLine]
     files: dict[str, int]  # path relative to workdir -> size in bytes, after the run
     runner: str = "local"
     details: dict[str, Any] = field(default_factory=dict)

@@ -2,21 +2,28 @@
 
 Submissions are untrusted code. The container gets no network (`network_mode="none"`: only a
 loopback interface), no capabilities, no privilege escalation, a read-only root filesystem with
-a tmpfs /tmp, pid and memory limits, and runs as a non-root user. The seed's work directory (a
-copy of the record folder) is the only writable mount; the data folder is mounted read-only.
-All are mounted at their host paths (DATA_PATH and TOKENIZER_PATH too, where they lie outside
-the data folder), so the environment means the same inside and out and nothing is rewritten.
+a tmpfs /tmp, and runs as a non-root user. Its limits are real by default: at most 4,096
+processes (`pids_limit`: a fork bomb meets EAGAIN, not the host's pid_max), a memory limit (90%
+of the host's, no swap), and a work folder of bounded size (`work_size`, 8 GiB: an ext4
+filesystem in a sparse image, loop-mounted by the harness; see `workdir.LoopBound`) — where the
+harness cannot mount one (not root), the work folder is unbounded and the report says so. The
+seed's work folder (a copy of the record, no links) is the only writable mount; the data
+folder is mounted read-only. All are mounted at their host paths (DATA_PATH and TOKENIZER_PATH
+too, where they lie outside the data folder), so the environment means the same inside and out.
+pgolf's audit hook (`dataaccess`) is mounted read-only and put first on PYTHONPATH, reporting to a
+socket in a read-only mount; the data and work folders are watched with inotify from outside.
 
-Output arrives over the engine's attach stream and each line is stamped with the harness clock
-when it arrives (never parsed from the text). The runner enforces `spec.timeout_s` itself: past
-it the container is killed (SIGKILL: the budget is spent) and the outcome says TIMEOUT. Every
-container is labelled `org.pgolf.run` and removed after collection; `remove_run_containers`
-sweeps any left by a crashed harness.
+Output arrives over the engine's attach stream (the engine keeps no log of it: `log_config`
+none) and each line is stamped with the harness clock when it arrives, into a `capture.Capture`
+(lines cut to a cap, kept on disk). The runner enforces `spec.timeout_s` itself: past it the
+container is killed (SIGKILL: the budget is spent) and the outcome says TIMEOUT; the container's
+init (`init=True`) takes every process of the run with it. Every container is labelled
+`org.pgolf.run` and removed after collection; `remove_run_containers` sweeps any left by a
+crashed harness.
 """
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,12 +33,16 @@ from typing import Any, Iterator
 
 from harness.errors import InputError
 from harness.runners.base import RunOutcome, Runner, RunSpec, StampedLine
+from harness.runners.capture import Capture
+from harness.runners.dataaccess import CONTAINER_HOOK_DIR, CONTAINER_SOCKET_DIR, HOOK_DIR, DataWatch, data_roots
+from harness.runners.local import capture_path, with_hook_env
 # The same fresh copy and the same before/after file snapshot as a local run.
-from harness.runners.local import copy_record, snapshot
+from harness.runners.workdir import LoopBound, Skipped, copy_record, copy_tree, loop_unavailable, parse_size, snapshot
 
 RUN_LABEL = "org.pgolf.run"
 SANDBOX_UID = 10001  # the image's `pgolf` user; used when the harness itself runs as root
-_END = object()
+DEFAULT_PIDS_LIMIT = 4096
+DEFAULT_WORK_SIZE = "8g"
 
 
 def _host_memory_bytes() -> int:
@@ -72,6 +83,15 @@ class DockerPrepared:
     create_kwargs: dict[str, Any]
     before: dict[str, tuple[int, int]]
     image_id: str
+    skipped: list[Skipped] = field(default_factory=list)
+    bound: LoopBound | None = None  # the size-bounded work folder, when there is one
+    bound_why: str | None = None  # why there is none
+    watch: DataWatch | None = None
+
+    @property
+    def mounted_work(self) -> Path:
+        """The host folder the container writes to (the bound filesystem, else the work folder)."""
+        return self.bound.mountpoint if self.bound else Path(self.spec.workdir).resolve()
 
 
 @dataclass
@@ -81,13 +101,18 @@ class DockerHandle:
     t0: float
     started_utc: str
     deadline: float
-    lines: list[StampedLine] = field(default_factory=list)
-    queue: "queue.Queue[Any]" = field(default_factory=queue.Queue)
+    capture: Capture
     stop_reason: str | None = None
+    signals: list[tuple[str, float]] = field(default_factory=list)
     drained: bool = False
     exit_code: int | None = None
     wall_seconds: float | None = None
     reader_error: str | None = None
+    collected: RunOutcome | None = None
+
+    @property
+    def lines(self):
+        return self.capture.lines
 
 
 class DockerRunner(Runner):
@@ -95,26 +120,30 @@ class DockerRunner(Runner):
 
     Options (all keyword): image (default: the CPU or, with gpus, the GPU image this checkout
     pins), gpus ("all" or a count; None = no GPU), mem_limit ("auto" = 90% of host memory, or a
-    docker size string), pids_limit, shm_size (default 2g, 16g with gpus), tmp_size (the /tmp tmpfs), stop_grace_s (SIGTERM
-    to SIGKILL on an interrupt), share_reference_impl (off by default: mount pgolf's
+    docker size string), pids_limit (4,096), work_size (the work folder's bound, "8g"; None for
+    no bound), shm_size (default 2g, 16g with gpus), tmp_size (the /tmp tmpfs), stop_grace_s
+    (SIGTERM to SIGKILL on an interrupt), share_reference_impl (off by default: mount pgolf's
     reference_impl read-only and put it on PYTHONPATH, for records that import it without
-    carrying a copy), client (a docker SDK client).
+    carrying a copy), watch_data (the data-access channels), client (a docker SDK client).
     """
 
     name = "docker"
 
     def __init__(self, image: str | None = None, gpus: str | int | None = None, mem_limit: str | int = "auto",
-                 pids_limit: int = 32768, shm_size: str | None = None, tmp_size: str = "2g", stop_grace_s: float = 10.0,
-                 share_reference_impl: bool = False, client: Any = None):
+                 pids_limit: int = DEFAULT_PIDS_LIMIT, work_size: str | int | None = DEFAULT_WORK_SIZE,
+                 shm_size: str | None = None, tmp_size: str = "2g", stop_grace_s: float = 10.0,
+                 share_reference_impl: bool = False, watch_data: bool = True, client: Any = None):
         self.image = image
         self.gpus = gpus
         self.mem_limit = int(_host_memory_bytes() * 0.9) if mem_limit == "auto" else mem_limit
         self.pids_limit = pids_limit
+        self.work_size = parse_size(work_size) if work_size is not None else None
         # NCCL's intra-node transport lives in /dev/shm: 8 ranks need far more than a CPU run.
         self.shm_size = shm_size or ("16g" if gpus else "2g")
         self.tmp_size = tmp_size
         self.stop_grace_s = stop_grace_s
         self.share_reference_impl = share_reference_impl
+        self.watch_data = watch_data
         self._client = client
 
     @property
@@ -129,7 +158,7 @@ class DockerRunner(Runner):
 
     def prepare(self, spec: RunSpec) -> DockerPrepared:
         import docker
-        from docker.types import DeviceRequest, Mount, Ulimit
+        from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
 
         image = self.image
         if image is None:
@@ -143,14 +172,14 @@ class DockerRunner(Runner):
             raise InputError(f"image {image} not present: build it with `pgolf containers build {kind}`") from None
 
         workdir = Path(spec.workdir).resolve()
-        copy_record(Path(spec.record_dir), workdir)
+        skipped = copy_record(Path(spec.record_dir), workdir)
+        uid, gid = (SANDBOX_UID, SANDBOX_UID) if os.getuid() == 0 else (os.getuid(), os.getgid())
+        bound, bound_why = self._bound_workdir(workdir, (uid, gid))
+        work = bound.mountpoint if bound else workdir
         if os.getuid() == 0:  # never run the submission as root: hand the copy to the sandbox user
-            uid = gid = SANDBOX_UID
-            _chown_tree(workdir, uid, gid)
-        else:
-            uid, gid = os.getuid(), os.getgid()
+            _chown_tree(work, uid, gid)
 
-        mounts = [Mount(target=str(workdir), source=str(workdir), type="bind", read_only=False)]
+        mounts = [Mount(target=str(workdir), source=str(work), type="bind", read_only=False)]
         for path in read_only_inputs(spec, workdir):
             mounts.append(Mount(target=str(path), source=str(path), type="bind", read_only=True))
         env = dict(spec.env)
@@ -159,7 +188,15 @@ class DockerRunner(Runner):
 
             pkg = Path(reference_impl.__file__).resolve().parent
             mounts.append(Mount(target="/opt/pgolf/lib/reference_impl", source=str(pkg), type="bind", read_only=True))
-            env.setdefault("PYTHONPATH", "/opt/pgolf/lib")
+            env["PYTHONPATH"] = "/opt/pgolf/lib" + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        watch = None
+        if self.watch_data:
+            watch = DataWatch(data_roots(spec.data_dir, spec.env), work, for_uid=uid)
+            if watch.listener is not None:
+                env = with_hook_env(env, watch.env(inside_container=True))
+                mounts.append(Mount(target=CONTAINER_HOOK_DIR, source=str(HOOK_DIR), type="bind", read_only=True))
+                mounts.append(Mount(target=CONTAINER_SOCKET_DIR, source=str(watch.listener.dir), type="bind",
+                                    read_only=True))
 
         kwargs: dict[str, Any] = dict(
             image=image_id, command=spec.command(), working_dir=str(workdir), environment=env,
@@ -168,6 +205,7 @@ class DockerRunner(Runner):
             pids_limit=self.pids_limit, mem_limit=self.mem_limit, memswap_limit=self.mem_limit,
             shm_size=self.shm_size, init=True, mounts=mounts, hostname="pgolf-run",
             extra_hosts={"pgolf-run": "127.0.0.1"},  # torchrun resolves its own hostname; no DNS here
+            log_config=LogConfig(type="none"),  # output is read from the attach stream; the engine keeps none
             name=f"pgolf-run-{spec.seed}-{os.getpid()}-{time.monotonic_ns() % 10**9}",
             labels={RUN_LABEL: "1", "org.pgolf.seed": str(spec.seed), "org.pgolf.record": str(spec.record_dir),
                     "org.pgolf.image-tag": image, "org.pgolf.harness-pid": str(os.getpid())},
@@ -177,38 +215,61 @@ class DockerRunner(Runner):
             kwargs["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
             # NVIDIA's advice for PyTorch containers: pinned memory must not hit a memlock limit.
             kwargs["ulimits"] = [Ulimit(name="memlock", soft=-1, hard=-1), Ulimit(name="stack", soft=67108864, hard=67108864)]
-        return DockerPrepared(spec=spec, create_kwargs=kwargs, before=snapshot(workdir), image_id=image_id)
+        return DockerPrepared(spec=spec, create_kwargs=kwargs, before=snapshot(work), image_id=image_id,
+                              skipped=skipped, bound=bound, bound_why=bound_why, watch=watch)
+
+    def _bound_workdir(self, workdir: Path, owner: tuple[int, int]) -> tuple[LoopBound | None, str | None]:
+        """Move the fresh copy onto a size-bounded filesystem; (None, why) where that cannot be."""
+        if self.work_size is None:
+            return None, "no bound asked for (work_size=None)"
+        why = loop_unavailable()
+        if why:
+            return None, why
+        bound = LoopBound(workdir.with_name(f".{workdir.name}.img"), workdir.with_name(f".{workdir.name}.bound"),
+                          self.work_size, owner)
+        try:
+            bound.create()
+            copy_tree(workdir, bound.mountpoint, max_bytes=None)
+        except OSError as e:
+            bound.release()
+            return None, str(e)
+        return bound, None
 
     def start(self, prepared: DockerPrepared) -> DockerHandle:
-        container = self.client.containers.create(**prepared.create_kwargs)
+        try:
+            container = self.client.containers.create(**prepared.create_kwargs)
+        except BaseException:
+            self._release(prepared)
+            raise
         try:
             # Attach before start so that no early line is lost.
-            frames = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
+            frames = container.attach(stdout=True, stderr=True, stream=True, logs=False, demux=True)
+            capture = Capture(capture_path(prepared.spec))
             t0 = time.monotonic()
             started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if prepared.watch:
+                prepared.watch.start(t0)
             container.start()
         except BaseException:
             container.remove(force=True)
+            self._release(prepared)
             raise
         handle = DockerHandle(prepared=prepared, container=container, t0=t0, started_utc=started,
-                              deadline=t0 + prepared.spec.timeout_s)
+                              deadline=t0 + prepared.spec.timeout_s, capture=capture)
         threading.Thread(target=self._read, args=(handle, frames), daemon=True,
                          name=f"pgolf-docker-reader-{prepared.spec.seed}").start()
         return handle
 
     def stream(self, handle: DockerHandle) -> Iterator[StampedLine]:
-        while not handle.drained:
+        cap = handle.capture
+        while not cap.done:
             remaining = handle.deadline - time.monotonic()
             if remaining <= 0 and handle.stop_reason is None:
                 self.stop(handle, "timeout")
-            try:
-                item = handle.queue.get(timeout=max(0.05, min(remaining, 0.5)))
-            except queue.Empty:
-                continue
-            if item is _END:
-                handle.drained = True
-                break
-            yield item
+            line = cap.take(max(0.05, min(remaining, 0.5)))
+            if line is not None:
+                yield line
+        handle.drained = True
 
     def stop(self, handle: DockerHandle, reason: str) -> None:
         import docker
@@ -216,17 +277,30 @@ class DockerRunner(Runner):
         if handle.stop_reason is not None:
             return
         handle.stop_reason = reason
+        t = round(time.monotonic() - handle.t0, 3)
         try:
             if reason == "timeout":
+                handle.signals.append(("SIGKILL", t))
                 handle.container.kill()
             else:
+                handle.signals.append(("SIGTERM", t))
                 handle.container.stop(timeout=int(self.stop_grace_s))
         except docker.errors.APIError:
             pass  # already exited (409) or gone (404): nothing left to stop
 
+    def _release(self, prepared: DockerPrepared) -> None:
+        if prepared.watch:
+            prepared.watch.stop()
+            prepared.watch = None
+        if prepared.bound:
+            prepared.bound.release()
+
     def collect(self, handle: DockerHandle) -> RunOutcome:
         import requests
 
+        if handle.collected is not None:
+            return handle.collected
+        prepared = handle.prepared
         try:
             for _ in self.stream(handle):
                 pass
@@ -244,50 +318,84 @@ class DockerRunner(Runner):
                 handle.container.remove(force=True)
             except Exception:  # noqa: BLE001 - removal is best effort; remove_run_containers sweeps
                 pass
-        spec = handle.prepared.spec
-        after = snapshot(Path(spec.workdir).resolve())
-        changed = sorted(p for p, st in after.items() if handle.prepared.before.get(p) != st)
-        return RunOutcome(
+            handle.capture.lines.close()
+            if prepared.watch:
+                prepared.watch.stop()
+        spec = prepared.spec
+        work = prepared.mounted_work
+        after = snapshot(work)
+        changed = sorted(p for p, st in after.items() if prepared.before.get(p) != st)
+        bound_usage = None
+        links_written: list[str] = []
+        if prepared.bound:
+            bound_usage = prepared.bound.usage()
+            # What the run wrote comes back to the work folder: files and folders, never links.
+            links_written = [s.rel for s in copy_tree(work, Path(spec.workdir).resolve(), max_bytes=None,
+                                                      only=set(changed)) if s.kind == "link"]
+            prepared.bound.release()
+        kw = prepared.create_kwargs
+        handle.collected = RunOutcome(
             seed=spec.seed, exit_code=handle.exit_code, timed_out=handle.stop_reason == "timeout",
             stop_reason=handle.stop_reason, started_utc=handle.started_utc, wall_seconds=handle.wall_seconds,
-            lines=list(handle.lines), files={p: st[0] for p, st in sorted(after.items())}, runner=self.name,
-            details={"command": handle.prepared.create_kwargs["command"],
-                     "image": handle.prepared.create_kwargs["image"],
-                     "image_tag": handle.prepared.create_kwargs["labels"]["org.pgolf.image-tag"],
-                     "container": handle.prepared.create_kwargs["name"],
-                     "user": handle.prepared.create_kwargs["user"], "network": "none",
-                     "files_written": changed, "reader_error": handle.reader_error},
+            lines=handle.capture.lines, files={p: st[0] for p, st in sorted(after.items())}, runner=self.name,
+            details={"command": kw["command"], "image": kw["image"], "image_tag": kw["labels"]["org.pgolf.image-tag"],
+                     "container": kw["name"], "user": kw["user"], "network": "none",
+                     "files_written": changed, "reader_error": handle.reader_error,
+                     "timeout_s": spec.timeout_s, "signals": handle.signals,
+                     "started_monotonic": handle.t0,  # CLOCK_MONOTONIC is system-wide: comparable across processes
+                     "output": handle.capture.lines.summary(),
+                     "links_not_copied": [s.to_dict() for s in prepared.skipped],
+                     "links_written_not_copied_back": links_written,
+                     "env_added": {k: v for k, v in kw["environment"].items() if k not in spec.env or
+                                   kw["environment"][k] != spec.env[k]},
+                     "limits": {"pids": kw["pids_limit"], "memory_bytes": kw["mem_limit"],
+                                "tmp": self.tmp_size, "shm": self.shm_size,
+                                "work_bytes": prepared.bound.size if prepared.bound else None},
+                     "work_bound": bound_usage, "work_bound_missing": prepared.bound_why,
+                     "isolation": {"runner": "docker", "isolated": True, "processes": "container (pid namespace, init)",
+                                   "network": "none", "root_fs": "read-only", "data": "read-only",
+                                   "capabilities": "none", "user": kw["user"]},
+                     "data_access": prepared.watch.summary() if prepared.watch else None},
         )
+        return handle.collected
 
     # ---- output ---------------------------------------------------------------------------
 
     def _read(self, handle: DockerHandle, frames) -> None:
-        """Split the attach stream into lines and stamp each on arrival (runs in a thread)."""
-        partial = {"stdout": b"", "stderr": b""}
-
-        def emit(data: bytes, name: str) -> None:
-            t = time.monotonic() - handle.t0
-            text = data.decode("utf-8", errors="replace").rstrip("\r")
-            line = StampedLine(t=round(t, 6), text=text, stream=name)
-            handle.lines.append(line)
-            handle.queue.put(line)
-
+        """Feed the attach stream to the capture, stamping each frame on arrival (in a thread)."""
         try:
             for out, err in frames:
+                now = time.monotonic() - handle.t0
                 for name, chunk in (("stdout", out), ("stderr", err)):
-                    if not chunk:
-                        continue
-                    buf = partial[name] + chunk
-                    *complete, partial[name] = buf.split(b"\n")
-                    for data in complete:
-                        emit(data, name)
+                    if chunk:
+                        handle.capture.feed(name, chunk, now)
         except Exception as e:  # noqa: BLE001 - a broken stream ends the output, never the harness
             handle.reader_error = f"{type(e).__name__}: {e}"
         finally:
-            for name, rest in partial.items():
-                if rest:
-                    emit(rest, name)
-            handle.queue.put(_END)
+            now = time.monotonic() - handle.t0
+            for name in ("stdout", "stderr"):
+                handle.capture.end(name, now)
+
+
+def unavailable(image: str | None = None, gpus: str | int | None = None, client: Any = None) -> str | None:
+    """Why the Docker runner cannot run here (no engine answers, or the image it would run is not
+    built), or None when it can."""
+    from harness.containers import pinned_image
+
+    tag = image or pinned_image("gpu" if gpus else "cpu")
+    try:
+        if client is None:
+            import docker
+
+            client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception as e:  # noqa: BLE001 - any failure means "no engine reachable"
+        return f"no Docker engine answers ({type(e).__name__})"
+    try:
+        client.images.get(tag)
+    except Exception:  # noqa: BLE001 - absent (ImageNotFound) or unreadable
+        return f"the image {tag} is not built (`pgolf containers build {'--gpu' if gpus else '--cpu'}`)"
+    return None
 
 
 def remove_run_containers(client, only_dead_harnesses: bool = True) -> list[str]:

@@ -101,3 +101,12 @@ def signal_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
         return False
     except PermissionError:
         return False
+
+
+def owner_gone(name: str, prefix: str) -> bool:
+    """For a resource named `<prefix><pid>-…` by the harness process that made it: True when
+    that process no longer exists (a harness killed hard leaves such things behind)."""
+    if not name.startswith(prefix):
+        return False
+    pid = name[len(prefix):].split("-", 1)[0]
+    return pid.isdigit() and not (PROC / pid).exists()
