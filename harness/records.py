@@ -58,6 +58,10 @@ class Record:
     readme: str | None = None
     code_files: dict[str, int] = field(default_factory=dict)  # relative path -> size in bytes
     logs: list[LogFile] = field(default_factory=list)
+    # Files that are neither code nor train logs (README.md, submission*.json, requirements.txt, a
+    # .txt that does not read like a train log): relative path -> why it is not a log. The check
+    # report accounts for every file of the folder from `logs` and this.
+    other_files: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -194,11 +198,13 @@ def load_record(path: str | Path) -> Record:
             record.code_files[rel] = p.stat().st_size
             continue
         if not _is_log_name(p):
+            record.other_files[rel] = "not a log (by its name)"
             continue
         run = parse_log(p)
         # A .txt is a train log only if it reads like one; a .log always counts, so a
         # garbage .log is reported rather than silently skipped.
         if p.suffix == ".txt" and not run.is_train_log():
+            record.other_files[rel] = "text that does not read like a train log"
             continue
         fn_seed = seed_from_filename(p.name)
         if run.seed is not None and not (claimed and run.seed.value not in claimed and fn_seed in claimed):
