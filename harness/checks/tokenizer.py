@@ -35,7 +35,9 @@ class TokenizerId:
     name: str | None = None
     vocab: int | None = None
     val_tokens: int | None = None
-    where: str = ""  # "train_seed42.log:47" of the first fact, for messages
+    name_at: str = ""  # "train_seed42.log:47": where each fact was printed, for messages
+    vocab_at: str = ""
+    tokens_at: str = ""
 
     def describe(self) -> str:
         parts = [self.name or "", f"vocab {self.vocab}" if self.vocab else "",
@@ -44,7 +46,8 @@ class TokenizerId:
         return text or "not printed"
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "vocab": self.vocab, "val_tokens": self.val_tokens, "where": self.where}
+        return {"name": self.name, "vocab": self.vocab, "val_tokens": self.val_tokens,
+                "printed_at": {"name": self.name_at, "vocab": self.vocab_at, "val_tokens": self.tokens_at}}
 
 
 def _basename(path: str) -> str:
@@ -54,18 +57,18 @@ def _basename(path: str) -> str:
 def tokenizer_of(runs: Iterable[tuple[str, RunLog]]) -> TokenizerId:
     """The tokenizer facts of a record: the first log (of `(name, run)` pairs) that prints each."""
     name = vocab = tokens = None
-    where = ""
+    at = {"name": "", "vocab": "", "tokens": ""}
     for rel, run in runs:
         if name is None and run.tokenizer_path is not None:
             name = _basename(run.tokenizer_path.value)
-            where = where or f"{rel}:{run.tokenizer_path.line}"
+            at["name"] = f"{rel}:{run.tokenizer_path.line}"
         if vocab is None and run.vocab_size is not None:
             vocab = run.vocab_size.value
-            where = where or f"{rel}:{run.vocab_size.line}"
+            at["vocab"] = f"{rel}:{run.vocab_size.line}"
         if tokens is None and run.val_tokens is not None:
             tokens = run.val_tokens.value
-            where = where or f"{rel}:{run.val_tokens.line}"
-    return TokenizerId(name, vocab, tokens, where)
+            at["tokens"] = f"{rel}:{run.val_tokens.line}"
+    return TokenizerId(name, vocab, tokens, at["name"], at["vocab"], at["tokens"])
 
 
 def _tokens_agree(a: int, b: int) -> bool:
