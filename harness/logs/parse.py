@@ -63,6 +63,9 @@ _CALIB_START = (
     (re.compile(r"^gptq:(?:generating autoregressive calibration|collecting hessians from autoregressive)", re.IGNORECASE),
      "self-generated"),
 )
+# The reference implementation's one-line form: `gptq:collected 66 Hessians from train data in 1.2s`.
+_CALIB_ONE_LINE = re.compile(r"^gptq:collected \d+ hessians from (\w+) data in\s*" + _SECS, re.IGNORECASE)
+_CALIB_SOURCES = {"train": "training", "training": "training", "self": "self-generated"}
 _CALIB_END = re.compile(r"^gptq:(?:collected \d+ hessians in|calibrated \d+ layers in|done in|"
                         r"collected hessians for \d+ layers in)\s*" + _SECS, re.IGNORECASE)
 _TIMING = (
@@ -214,6 +217,11 @@ def _timing(log: RunLog, text: str, lineno: int) -> bool:
         if pattern.match(text):
             log._calibration_source = source
             return True
+    m = _CALIB_ONE_LINE.match(text)
+    if m:
+        log.timings.append(TimingLine("calibration", _to_ms(m.group(2), m.group(3)) / 1000.0, lineno,
+                                      _CALIB_SOURCES.get(m.group(1).lower(), "unknown")))
+        return True
     m = _CALIB_END.match(text)
     if m and log._calibration_source:
         log.timings.append(TimingLine("calibration", _to_ms(m.group(1), m.group(2)) / 1000.0, lineno,

@@ -67,7 +67,7 @@ def make_plots(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims) 
         {s: claims.curves[s] for s in seeds if s in claims.curves},
         {r["seed"]: r["reproduced"].get("val_bpb") for r in results},
         {r["seed"]: r["claimed"].get("val_bpb") for r in results},
-        f"{name}: validation, claimed (dashed) vs reproduced (solid)")
+        f"{name}: val_bpb by step, claimed vs reproduced")
     scores = plots.seed_scores(out / "seed_scores.png", seeds, [r["reproduced"].get("val_bpb") for r in results],
                                [r["claimed"].get("val_bpb") for r in results], cfg.tolerance,
                                f"{name}: scored val_bpb per seed (tolerance ±{cfg.tolerance})")
