@@ -264,6 +264,8 @@ def test_eval_only_rerun_takes_bytes_and_train_time_from_the_training_log(tmp_pa
     rows = {r["seed"]: r for r in seed_table(load_record(rec), "track_10min_16mb")}
     assert rows[42]["log"].endswith("rerun/seed_42.log") and rows[42]["scored_eval_s"] == 500.0
     assert rows[42]["bytes_total"] == 15984850 and rows[42]["train_log"].endswith("train_seed42.log")
+    roles = {r["file"]: r["role"] for r in check_record(load_record(rec)).data["logs"]}
+    assert roles["rerun/seed_42.log"] == "scored" and roles["train_seed42.log"] == "training run of seed 42"
 
 
 # --- significance ---------------------------------------------------------------------------------
@@ -502,16 +504,6 @@ def test_every_file_has_a_role_and_an_extra_run_over_a_limit_is_named(tmp_path):
         assert "train_seed42_first.log" in out and "extra run of seed 42" in out and "requirements.txt" in out
     doc = json.loads(render("json", report))
     assert {r["file"] for r in doc["data"]["logs"]} == set(roles)
-
-
-def test_an_eval_only_rerun_beside_its_training_log_is_a_training_run(tmp_path):
-    rec = copy_record(tmp_path)
-    (rec / "rerun").mkdir()
-    (rec / "rerun" / "seed_42.log").write_text(
-        "seed:42\nquantized_ttt_phased val_loss:1.88150000 val_bpb:1.11437000 eval_time:500000ms\n")
-    edit_json(rec / "submission.json", seed_results={"42": {"val_bpb": 1.11437, "val_loss": 1.8815}})
-    roles = {r["file"]: r["role"] for r in check_record(load_record(rec)).data["logs"]}
-    assert roles["rerun/seed_42.log"] == "scored" and roles["train_seed42.log"] == "training run of seed 42"
 
 
 # --- the byte denominator -------------------------------------------------------------------------

@@ -471,3 +471,20 @@ def test_torchrun_launch_works_with_no_python_or_torchrun_on_path(resumable, tmp
     doc = json.loads(p.stdout)
     assert doc["data"]["command"][:3] == [sys.executable, "-m", "torch.distributed.run"]
     assert doc["data"]["seeds"][0]["status"] == "ok" and starts(data) == ["1"]
+
+
+def test_validation_curve_legend_shows_the_styles_the_plot_uses():
+    import matplotlib.pyplot as plt
+
+    from harness.report.plots import validation_figure
+
+    fig = validation_figure({1: [[0, 4.0, None, 0], [10, 3.0, None, 1]]}, {1: [[0, 4.1, None, 0], [10, 3.1, None, 1]]},
+                            {1: 2.9}, {1: 2.95}, "r: val_bpb by step, claimed vs reproduced")
+    ax = fig.axes[0]
+    legend = {t.get_text(): h for t, h in zip(ax.get_legend().get_texts(), ax.get_legend().legend_handles)}
+    drawn = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 1]
+    claimed, reproduced = drawn  # the record's curve first, then the reproduction
+    assert legend["claimed (the record's logs): dashed"].get_linestyle() == claimed.get_linestyle() == "--"
+    assert legend["reproduced: solid"].get_linestyle() == reproduced.get_linestyle() == "-"
+    assert "seed 1" in legend and "dashed" not in ax.get_title() and "solid" not in ax.get_title()
+    plt.close(fig)

@@ -109,14 +109,15 @@ def not_significant(r: Rule, ctx: CheckContext, p: SignificanceParams) -> Iterat
                         "--against-losses a,b,c)", where, severity=Severity.NOTE, data={"skipped": True})
         return
     cmp = choose_comparison(candidate_scores(ctx), ctx.against, p.min_improvement_nats, val_bytes(ctx))
-    data = {"baseline": ctx.against.source, "comparison": cmp.to_dict(), "unit": cmp.unit,
+    comparison = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in cmp.to_dict().items()}
+    data = {"baseline": ctx.against.source, "comparison": comparison, "unit": cmp.unit,
             "baseline_losses": ctx.against.val_losses}
     if cmp.refused:
         yield r.finding(f"significance not tested: {cmp.refused} ({cmp.why})", where, undecided=True,
                         severity=Severity.WARNING, data=data)
         return
     res = welch_one_sided(cmp.baseline, cmp.candidate, cmp.margin, p.alpha)
-    data.update(res.to_dict())
+    data.update({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in res.to_dict().items()})
     head = (f"improvement {res.improvement:.5f} {cmp.unit} over {ctx.against.source} "
             f"(need > {cmp.margin:.5f} {cmp.unit} at p < {p.alpha}; {cmp.why})")
     if not res.decided:

@@ -39,6 +39,13 @@ REPRODUCED_STYLE = dict(linestyle="-", linewidth=1.5, marker=".")
 def validation_curves(path: Path, reproduced: dict[int, Curve], claimed: dict[int, Curve],
                       scored_reproduced: dict[int, float | None], scored_claimed: dict[int, float | None],
                       title: str) -> Path:
+    """val_bpb by step, saved as PNG (see `validation_figure`)."""
+    return _save(validation_figure(reproduced, claimed, scored_reproduced, scored_claimed, title), path)
+
+
+def validation_figure(reproduced: dict[int, Curve], claimed: dict[int, Curve],
+                      scored_reproduced: dict[int, float | None], scored_claimed: dict[int, float | None],
+                      title: str):
     """val_bpb by step: one colour per seed; the record's own logs dashed, the reproduction solid;
     final scores as x (claimed) and o (reproduced). The legend says the same with its own handles:
     a colour per seed, then one entry per line style and marker (drawn in black), so the legend
@@ -76,7 +83,7 @@ def validation_curves(path: Path, reproduced: dict[int, Curve], claimed: dict[in
         ax.legend(handles=handles, fontsize=7, handlelength=3.5, bbox_to_anchor=(1.02, 1), loc="upper left")
     else:
         ax.text(0.5, 0.5, "no validation lines were printed", ha="center", va="center", transform=ax.transAxes)
-    return _save(fig, path)
+    return fig
 
 
 def seed_scores(path: Path, seeds: Sequence[int], reproduced: Sequence[float | None],
