@@ -143,4 +143,5 @@ def test_the_demo_rule_set_counts_the_synthetic_validation_text(tmp_path):
     luts = build_byte_luts(sp, data.vocab_size)
     assert counted == int(target_byte_counts(luts, toks[:-1], toks[1:]).sum())  # decoded text = the eval's bytes
     rs = load_ruleset(write_ruleset(tmp_path, counted))
+    assert rs.name == "pgolf_demo_synthetic" and (tmp_path / "ruleset.yaml").is_file()
     assert rs.params("PG-SCORE-001").val_bytes == counted and rs.params("PG-BYTES-001").cap_bytes == 16_000_000

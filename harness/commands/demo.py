@@ -26,6 +26,7 @@ import dataclasses
 import datetime as dt
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -107,15 +108,17 @@ def demo_setting(name: str) -> str:
     raise KeyError(name)
 
 
-def validation_text_bytes(data_path: str, tokenizer_path: str) -> int:
-    """UTF-8 bytes of the validation text the demo record scores: its validation tokens, cut as
-    its evaluation cuts them (a whole number of EVAL_SEQ_LEN windows plus one target), decoded
-    document by document (BOS separates documents) with the tokenizer."""
+def validation_text_bytes(data_path: str, tokenizer_path: str, seq_len: int | None = None) -> int:
+    """UTF-8 bytes of the validation text a reference_impl run scores: its validation tokens, cut
+    as its evaluation cuts them (a whole number of `seq_len` windows plus one target; default: the
+    demo record's TRAIN/EVAL_SEQ_LEN), decoded document by document (BOS separates documents)
+    with the tokenizer."""
     import sentencepiece as spm
 
     from reference_impl.data import load_validation_tokens
 
-    seq_len = max(int(demo_setting("TRAIN_SEQ_LEN")), int(demo_setting("EVAL_SEQ_LEN")))
+    if seq_len is None:
+        seq_len = max(int(demo_setting("TRAIN_SEQ_LEN")), int(demo_setting("EVAL_SEQ_LEN")))
     sp = spm.SentencePieceProcessor(model_file=tokenizer_path)
     ids = load_validation_tokens(str(Path(data_path) / "fineweb_val_*.bin"), seq_len).tolist()
     docs: list[list[int]] = [[]]
@@ -127,17 +130,18 @@ def validation_text_bytes(data_path: str, tokenizer_path: str) -> int:
     return sum(len(sp.decode(d).encode("utf-8")) for d in docs if d)
 
 
-def write_ruleset(out: Path, val_bytes: int) -> Path:
-    """The record track's rule set with the synthetic validation text's byte total."""
+def write_ruleset(path: Path, val_bytes: int, track: str = "track_10min_16mb") -> Path:
+    """A track's rule set with PG-SCORE-001's total set to a synthetic validation text's bytes
+    (a folder: `ruleset.yaml` in it)."""
     import yaml
 
     from harness.rulesets import HERE
 
-    doc = yaml.safe_load((HERE / "track_10min_16mb.yaml").read_text())
-    doc["name"] = "pgolf_demo_synthetic"
+    doc = yaml.safe_load((HERE / f"{track}.yaml").read_text())
+    doc["name"] = "pgolf_demo_synthetic" if track == "track_10min_16mb" else f"pgolf_demo_synthetic_{track}"
     doc["checks"]["PG-SCORE-001"]["val_bytes"] = val_bytes
-    path = out / "ruleset.yaml"
-    atomic.write_text(path, "# pgolf demo: the record track's rules; PG-SCORE-001's total is the synthetic validation "
+    path = path / "ruleset.yaml" if path.is_dir() else path
+    atomic.write_text(path, f"# pgolf demo: the rules of {track}; PG-SCORE-001's total is the synthetic validation "
                       "text's UTF-8 bytes\n" + yaml.safe_dump(doc, sort_keys=False))
     return path
 
@@ -162,8 +166,12 @@ def relative(value: Any, base: Path) -> Any:
 def run_cli_json(args: list[str], out: Path, cwd: Path) -> dict[str, Any] | None:
     """Run a pgolf subcommand in a child process (as a user would, from the output folder, so
     the paths it reports are relative to it) and keep its JSON report."""
+    import harness
+
+    root = str(Path(harness.__file__).resolve().parent.parent)  # the child imports this very harness
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
     proc = subprocess.run([sys.executable, "-m", "harness.cli", *args, "--format", "json"],
-                          capture_output=True, text=True, cwd=cwd)
+                          capture_output=True, text=True, cwd=cwd, env=env)
     if proc.returncode not in (0, 1):
         atomic.write_text(out.with_suffix(".err.txt"), proc.stdout + proc.stderr)
         return {"error": f"`pgolf {' '.join(args)}` exited {proc.returncode}", "stderr": proc.stderr[-2000:]}
