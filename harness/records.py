@@ -206,6 +206,13 @@ def pick_submission(listing: Iterable[Listed]) -> str | None:
     return None
 
 
+_OTHER_REASONS = {
+    "submission": "the claims", "readme": "the README", "link": "a symbolic link (not read)",
+    "special": "not a regular file (not read)", "too-large": "over its read cap (not read)",
+    "not-entered": "a folder too deep (not entered)",
+}
+
+
 def natural_role(e: Listed, policy: FilePolicy, submission: str | None, caps: Caps = CAPS) -> str:
     """The role an entry has before any content is read (a `.txt` log candidate is `log` until
     its content says it is not a train log)."""
@@ -258,6 +265,23 @@ class Record:
     inventory: list[FileEntry] = field(default_factory=list)  # every entry, with its role
     findings: list[Finding] = field(default_factory=list)  # what reading the files found
     policy: FilePolicy = field(default_factory=FilePolicy)
+
+    @property
+    def other_files(self) -> dict[str, str]:
+        """Entries that are neither code nor train logs, with why (README.md, submission*.json,
+        requirements.txt, a .txt that does not read like a train log, links and files not read):
+        relative path -> reason. The check report accounts for every file from `logs` and this."""
+        out: dict[str, str] = {}
+        for e in self.inventory:
+            if e.role in ("entry", "code", "log", "folder"):
+                continue
+            if e.role == "other":
+                why = ("text that does not read like a train log" if self.policy.is_log_name(e.rel)
+                       else "not a log (by its name)")
+            else:
+                why = _OTHER_REASONS.get(e.role, e.role)
+            out[e.rel] = why
+        return out
 
     @property
     def name(self) -> str:

@@ -81,12 +81,67 @@ def test_demo_reproduces_the_reference_end_to_end_and_the_report_matches_its_log
     summary = (out / "report.md").read_text()
     assert "## `pgolf check record/`" in summary and "reproduce/plots/seed_scores.png" in summary
     assert not (out / "data").exists() and not list(out.glob("*/seed_*/work"))  # cleaned without --keep
+    # report.json is the README's contract, and no report carries the absolute output folder
+    combined = json.loads((out / "report.json").read_text())
+    assert combined["schema"] == "pgolf.report/1" and combined["kind"] == "demo" and combined["subject"] == "record"
+    assert [c["kind"] for c in combined["children"]] == ["audit", "check", "reproduce"]
+    for name in ("report.json", "report.md", "check.json", "audit.json", "reproduce/report.json", "reproduce/report.md"):
+        assert str(out) not in (out / name).read_text(), name
+    # the synthetic validation text's bytes are the denominator the demo's scores imply
+    check = json.loads((out / "check.json").read_text())
+    assert not [f for f in check["findings"] if f["id"] == "PG-SCORE-001"], check["findings"]
+    assert check["stamp"]["ruleset"].startswith("pgolf_demo_synthetic@")
 
 
-def test_demo_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
+def test_demo_refuses_a_folder_that_is_not_empty_or_a_file(tmp_path, capsys):
     from harness.cli import main
 
     (tmp_path / "something").write_text("mine")
     assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["demo", "--out", str(tmp_path / "new"), "--seeds", "0"]) == 2
+    assert main(["demo", "--out", str(tmp_path / "something"), "--quiet"]) == 2  # a file: no traceback
+    assert "--out names a file, not a folder" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "something" / "sub"), "--quiet"]) == 2
+    assert "cannot create the output folder" in capsys.readouterr().err
+
+
+def test_reports_are_made_relative_to_the_output_folder(tmp_path):
+    from harness.commands.demo import combined_report, relative
+    from harness.findings import EvidenceStep, Finding, Location, Severity
+    from harness.report import Report
+
+    out = tmp_path / "demo"
+    f = Finding("PG-TIME-101", Severity.ERROR, f"seed 1: see {out}/reproduce/seed_1/train_seed1.log", "TIME",
+                Location(str(out / "reproduce" / "seed_1" / "train_seed1.log"), 3),
+                (EvidenceStep("stop", Location(str(out / "record" / "submission.json"), 2)),))
+    rep = relative(Report("reproduce", str(out / "record"), [f], {"out": str(out / "reproduce"), "n": 3}), out)
+    assert rep.subject == "record" and rep.data == {"out": "reproduce", "n": 3}
+    assert rep.findings[0].location.path == "reproduce/seed_1/train_seed1.log" and rep.findings[0].location.line == 3
+    assert rep.findings[0].evidence[0].location.path == "record/submission.json"
+    assert rep.findings[0].message == "seed 1: see reproduce/seed_1/train_seed1.log"
+    audit = {"schema": "pgolf.report/1", "kind": "audit", "verdict": "PASS", "subject": "record"}
+    doc = combined_report(out, out / "record", {"audit": audit, "check": {"error": "exited 2"}}, rep, {"total": 1.0})
+    assert doc["schema"] == "pgolf.report/1" and doc["kind"] == "demo" and doc["verdict"] == "FAIL"
+    assert [c["kind"] for c in doc["children"]] == ["audit", "reproduce"] and doc["data"]["not_run"] == {
+        "check": {"error": "exited 2"}}
+    assert str(out) not in json.dumps(doc)
+
+
+def test_the_demo_rule_set_counts_the_synthetic_validation_text(tmp_path):
+    import sentencepiece as spm
+
+    from harness.commands.demo import validation_text_bytes, write_ruleset
+    from harness.rulesets import load_ruleset
+    from reference_impl.data import build_byte_luts, load_validation_tokens, target_byte_counts
+    from reference_impl.synth import synthesize
+
+    data = synthesize(tmp_path / "data", vocab_size=512, train_tokens=20_000, val_tokens=4_096)
+    counted = validation_text_bytes(data.data_path, data.tokenizer_path)
+    sp = spm.SentencePieceProcessor(model_file=data.tokenizer_path)
+    toks = load_validation_tokens(data.data_path + "/fineweb_val_*.bin", 128)
+    luts = build_byte_luts(sp, data.vocab_size)
+    assert counted == int(target_byte_counts(luts, toks[:-1], toks[1:]).sum())  # decoded text = the eval's bytes
+    rs = load_ruleset(write_ruleset(tmp_path, counted))
+    assert rs.name == "pgolf_demo_synthetic" and (tmp_path / "ruleset.yaml").is_file()
+    assert rs.params("PG-SCORE-001").val_bytes == counted and rs.params("PG-BYTES-001").cap_bytes == 16_000_000

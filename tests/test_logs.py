@@ -135,3 +135,54 @@ def test_every_corpus_log_parses(corpus):
             assert run.bytes_total is not None, p
         if "_exact val_loss" in text:
             assert any(ph.exact for ph in run.phases), p
+
+
+def test_gptq_reserve_calibration_and_serialization_timing_lines():
+    """The timing lines records print around quantization (hand-written in the upstream shapes)."""
+    run = parse_log(
+        "  tokenizer_path: ./data/tokenizers/fineweb_8192_bpe.model\n"      # 1
+        "  vocab_size: 8192\n"                                                # 2
+        "gptq:reserving 0s, effective=599500ms\n"                             # 3
+        "4900/20000 train_loss: 2.3 train_time: 9.9m tok/s: 8216992\n"        # 4
+        "stopping_early: wallclock_cap train_time: 599623ms step: 4900/20000\n"  # 5
+        "GPTQ:collecting Hessians from calibration data...\n"                 # 6
+        "GPTQ:collected 67 Hessians in 3.5s\n"                                # 7
+        "GPTQ:compressed+saved in 67.0s\n"                                    # 8
+        "serialize_wallclock: 81.816s\n"                                      # 9
+        "artifact_production_wallclock: 1121.067s (must be < 600.0)\n"        # 10
+        "1776143353.675 gptq:generating autoregressive calibration data (64 seqs x 2048 tokens, temp=0.80)...\n"  # 11
+        "gptq:generated 64 sequences in 238.8s\n"                             # 12
+        "gptq:done in 239.9s\n"                                               # 13
+        "wallclock:post_gptq total_elapsed:856.2s train_budget:600.0s\n"      # 14
+    )
+    assert run.tokenizer_path.value == "./data/tokenizers/fineweb_8192_bpe.model" and run.tokenizer_path.line == 1
+    assert run.vocab_size.value == 8192
+    got = [(t.kind, t.seconds, t.line, t.source) for t in run.timings]
+    assert got == [("gptq_reserve", 0.0, 3, ""), ("effective_budget", 599.5, 3, ""),
+                   ("calibration", 3.5, 7, "training"), ("serialize", 67.0, 8, ""), ("serialize", 81.816, 9, ""),
+                   ("artifact_production", 1121.067, 10, ""), ("calibration", 239.9, 13, "self-generated"),
+                   ("post_gptq_elapsed", 856.2, 14, "")]
+    assert [t.line for t in run.training_data_after_stop()] == [7]  # self-generated data is not training data
+    assert not any("Hessians" in text or "serialize" in text for _, text in run.unknown)
+
+
+def test_explicit_training_data_calibration_and_an_end_line_without_a_start():
+    run = parse_log("stopping_early: wallclock_cap train_time:586200ms step:6700/20000\n"
+                    "gptq:calibrating with 64 batches (training data)...\n"
+                    "gptq:calibrated 66 layers in 6.7s\n"
+                    "gptq:done in 1.0s\n")  # no open calibration: not counted twice
+    assert [(t.seconds, t.source) for t in run.timing("calibration")] == [(6.7, "training")]
+
+
+def test_corpus_timing_lines_are_parsed_wherever_printed(corpus):
+    import re
+
+    n = 0
+    for p in sorted(corpus.rglob("*.log")) + sorted(corpus.rglob("*.txt")):
+        text = p.read_bytes().decode("utf-8", "replace")
+        for pattern, kind in ((r"GPTQ:collected \d+ Hessians in", "calibration"), (r"gptq:reserving", "gptq_reserve"),
+                              (r"serialize_wallclock:", "serialize")):
+            if re.search(pattern, text):
+                assert parse_log(p).timing(kind), (p, kind)
+                n += 1
+    assert n > 100

@@ -103,7 +103,15 @@ def test_pgolf_check_passes_bytes_and_claims_with_ttt_scored(run):
         "name": "reference_impl tiny", "author": "pgolf", "github_id": "pgolf", "date": "2026-11-21",
         "val_bpb": ttt.val_bpb, "bytes_total": total, "seeds": [1337],
         "seed_results": {"1337": {"val_bpb": ttt.val_bpb, "val_loss": ttt.val_loss}}}))
-    cmd = [sys.executable, "-m", "harness.cli", "check", str(record), "--ruleset", "track_10min_16mb",
+    # synthetic data: the byte denominator is the synthetic validation text's, not FineWeb's (PG-SCORE-001)
+    from harness.commands.demo import validation_text_bytes, write_ruleset
+
+    env = _env(record.parent / "data", record.parent / "ledger")
+    val_bytes = validation_text_bytes(env["DATA_PATH"], env["TOKENIZER_PATH"],
+                                      max(int(TINY_ENV["TRAIN_SEQ_LEN"]), int(TINY_ENV["EVAL_SEQ_LEN"])))
+    rules = {t: write_ruleset(record.parent / f"{t}.yaml", val_bytes, t)
+             for t in ("track_10min_16mb", "track_non_record_16mb")}
+    cmd = [sys.executable, "-m", "harness.cli", "check", str(record), "--ruleset", str(rules["track_10min_16mb"]),
            "--format", "json"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=REPO)
     report = json.loads(out.stdout)
@@ -113,6 +121,6 @@ def test_pgolf_check_passes_bytes_and_claims_with_ttt_scored(run):
                 and f["severity"] != "note"]
     (seed,) = report["data"]["seeds"]
     assert seed["scored_phase"] == "legal_ttt_exact" and seed["bytes_total"] == total
-    nonrecord = subprocess.run(cmd[:-4] + ["--ruleset", "track_non_record_16mb"], capture_output=True,
+    nonrecord = subprocess.run(cmd[:-4] + ["--ruleset", str(rules["track_non_record_16mb"])], capture_output=True,
                                text=True, timeout=60, cwd=REPO)
     assert nonrecord.returncode == 0, nonrecord.stdout

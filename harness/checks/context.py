@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checks.scored import ScoredChoice, all_eval_ms, choose_scored_phase, scored_eval_ms
+from harness.checks.tokenizer import TokenizerId, tokenizer_of
 from harness.findings import Location
 from harness.logs import Located
 from harness.records import LogFile, Record, claimed_seeds
 from harness.rulesets import Ruleset
+
+DEFAULT_CAP_BYTES = 16_000_000
 
 _BYTES_KEYS = ("artifact_bytes", "bytes_total", "bytes", "total_bytes")
 
@@ -32,18 +35,39 @@ class SeedClaim:
 
     def number(self, *keys: str) -> float | None:
         for k in keys:
-            v = self.values.get(k)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return float(v)
+            v = finite_number(self.values.get(k))
+            if v is not None:
+                return v
         return None
+
+
+# Claims larger than this are not figures of a record (a 16 MB cap, bpb near 1, seeds, steps):
+# they are treated like any other non-number (PG-CLAIMS-006) rather than compared.
+MAX_CLAIM = 1e15
+
+
+def finite_number(v: Any) -> float | None:
+    """`v` as a float when it is a real, finite, plausibly sized JSON number; else None (strings,
+    lists, booleans, NaN, infinities and absurd magnitudes are not numbers for a claim)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        x = float(v)
+    except OverflowError:  # an integer beyond float range
+        return None
+    return x if math.isfinite(x) and abs(x) <= MAX_CLAIM else None
 
 
 @dataclass(frozen=True)
 class Baseline:
-    """The run to beat: per-seed `val_loss` (nats) and where they came from."""
+    """The run to beat: per-seed `val_loss` (nats per token) and, when known, per-seed `val_bpb`,
+    the tokenizer its logs print, and where they came from. Scores compare per token only
+    between records shown to share a tokenizer; otherwise per byte (harness.checks.compare)."""
 
     val_losses: list[float]
     source: str
+    val_bpbs: list[float] | None = None
+    tokenizer: TokenizerId | None = None
 
 
 @dataclass
@@ -108,11 +132,17 @@ class SeedFigures:
             "all_eval_s": round(ae.value / 1000.0, 3) if ae else None,
             "steps": self.train_log.run.last_step,
             "world_size": run.world_size.value if run.world_size else None,
+            "calibration_s": _sum_seconds(self.train_log.run.training_data_after_stop()),
+            "serialize_s": max((t.seconds for t in self.bytes_log.run.timing("serialize")), default=None),
             "why_scored": self.choice.reason,
             "bytes_log": self.bytes_log.rel if self.bytes_log is not self.log else None,
             "train_log": self.train_log.rel if self.train_log is not self.log else None,
             "other_logs": [o.rel for o in self.others],
         }
+
+
+def _sum_seconds(lines: list) -> float | None:
+    return round(sum(t.seconds for t in lines), 3) if lines else None
 
 
 @dataclass
@@ -123,6 +153,23 @@ class CheckContext:
     claims: dict[int, SeedClaim]
     against: Baseline | None = None
     notes: list[str] = field(default_factory=list)
+    choices: dict[str, ScoredChoice] = field(default_factory=dict)  # every log's own scored phase, by rel path
+    # Set when only some of the claimed seeds were run (a reproduction spot check): why the
+    # record-level rules are not evaluated.
+    subset: str | None = None
+
+    @property
+    def byte_cap(self) -> int:
+        """The track's byte cap (PG-BYTES-001's setting), for rules that judge whether a
+        misreported figure hides a broken limit."""
+        p = self.ruleset.params("PG-BYTES-001")
+        return int(getattr(p, "cap_bytes", DEFAULT_CAP_BYTES)) if p is not None else DEFAULT_CAP_BYTES
+
+    @property
+    def tokenizer(self) -> TokenizerId:
+        """The tokenizer the record's scored logs print (harness.checks.tokenizer)."""
+        ordered = [s.log for s in self.counted] + list(self.record.logs)
+        return tokenizer_of((lf.path.name, lf.run) for lf in ordered)
 
     @property
     def counted(self) -> list[SeedFigures]:
@@ -173,8 +220,7 @@ def claimed_seed_list(record: Record, claims: dict[int, SeedClaim]) -> list[int]
 
 
 def _top_claim(record: Record) -> float | None:
-    v = record.submission.get("val_bpb")
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    return finite_number(record.submission.get("val_bpb"))
 
 
 def build_context(record: Record, ruleset: Ruleset, against: Baseline | None = None) -> CheckContext:
@@ -194,9 +240,11 @@ def build_context(record: Record, ruleset: Ruleset, against: Baseline | None = N
 
     # First pass: each log's own choice; the primary log of a seed is the one matching its claim.
     first: dict[int | None, tuple[LogFile, ScoredChoice, list[LogFile]]] = {}
+    per_log: dict[str, ScoredChoice] = {}
     for seed, logs in groups.items():
         claimed, source = claim_for(seed)
         choices = [(lf, choose_scored_phase(lf.run, claimed, source)) for lf in logs]
+        per_log.update((lf.rel, ch) for lf, ch in choices)
         # Closest match to the claim first (a rerun may match it better than the first run).
         ranked = sorted(
             choices,
@@ -217,5 +265,11 @@ def build_context(record: Record, ruleset: Ruleset, against: Baseline | None = N
             ch = choose_scored_phase(lf.run, claimed, source, preferred)
         claim = claims.get(seed) if seed is not None else None
         seeds.append(SeedFigures(seed, lf, others, ch, claim))
+        per_log[lf.rel] = ch
+    for seed, (lf, ch, others) in first.items():  # extra runs: their own phase, named like the seeds'
+        for o in others:
+            if not per_log[o.rel].by_claim and preferred:
+                claimed, source = claim_for(seed)
+                per_log[o.rel] = choose_scored_phase(o.run, claimed, source, preferred)
     seeds.sort(key=lambda s: (s.seed is None, s.seed if s.seed is not None else math.inf, s.log.rel))
-    return CheckContext(record, ruleset, seeds, claims, against)
+    return CheckContext(record, ruleset, seeds, claims, against, choices=per_log)

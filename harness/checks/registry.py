@@ -1,9 +1,14 @@
 """The rule registry: every check is a small typed function registered under a stable id.
 
 A rule declares its id (`PG-<AREA>-<NNN>`, never reused), a short name, the condition it enforces
-(design.md), its default severity, a one-line summary, and a frozen dataclass of the numbers a
-rule set may set (`Params`). Rule sets (YAML) only select rules by id and set those numbers; they
-never carry code. Registering an id twice is a bug and raises at import time.
+(design.md), its default severity, a one-line summary, a frozen dataclass of the numbers a rule
+set may set (`Params`), the clause of the severity policy that sets its severity
+(`harness/rulesets/README.md`: `limit`, `score`, `hidden-limit`, `figure`, `not-scored`,
+`allowance`, `unestablished`, `context`), and its scope: `seed` rules judge each seed's own
+evidence, `record` rules judge the record as a whole (the mean, the seed count, significance),
+which a reproduction of only some seeds cannot evaluate. Rule sets (YAML) only select rules by id
+and set those numbers; they never carry code. Registering an id twice is a bug and raises at
+import time.
 """
 from __future__ import annotations
 
@@ -32,6 +37,19 @@ class UndecidedParams:
 
 CheckFn = Callable[["Rule", "CheckContext", Any], Iterable[Finding]]
 
+# The clauses of the severity policy (harness/rulesets/README.md), each with the severities it allows.
+POLICY = {
+    "limit": "a limit of the track broken by the record's own evidence: error",
+    "score": "the score itself misreported or unsound (val_bpb, val_loss, its byte denominator, significance): error",
+    "hidden-limit": "a claimed figure that hides a broken limit (the claim fits, the logs do not): error",
+    "figure": "a figure misreported while the corrected figure still meets every limit: warning",
+    "not-scored": "a limit broken outside the scored evidence (an extra run, a diagnostic phase): warning",
+    "allowance": "the record relies on an allowance a reviewer should confirm: warning (a note inside the grace)",
+    "unestablished": "a fact the files cannot establish: undecided (REVIEW) on the record track, else a note",
+    "context": "worth reading, decides nothing: note",
+}
+SCOPES = ("seed", "record")
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -42,6 +60,8 @@ class Rule:
     summary: str
     params: type
     fn: CheckFn
+    policy: tuple[str, ...] = ()  # the policy clauses (POLICY) its findings follow
+    scope: str = "seed"  # "seed" or "record" (see the module docstring)
 
     def finding(
         self,
@@ -88,17 +108,26 @@ RULES: dict[str, Rule] = {}
 
 
 def rule(id: str, name: str, condition: str, severity: str | Severity, summary: str,
-         params: type = NoParams) -> Callable[[CheckFn], Rule]:
-    """Register a check function under `id`. Refuses duplicate ids and unknown conditions."""
+         params: type = NoParams, *, policy: str | tuple[str, ...], scope: str = "seed") -> Callable[[CheckFn], Rule]:
+    """Register a check function under `id`. Refuses duplicate ids, unknown conditions, policy
+    clauses and scopes, and a rule without a docstring (its rationale)."""
     if condition not in CONDITIONS:
         raise ValueError(f"{id}: unknown condition {condition!r}")
     if not dataclasses.is_dataclass(params):
         raise TypeError(f"{id}: params must be a dataclass")
+    clauses = (policy,) if isinstance(policy, str) else tuple(policy)
+    unknown = [c for c in clauses if c not in POLICY]
+    if not clauses or unknown:
+        raise ValueError(f"{id}: unknown or missing policy clause(s) {unknown or clauses}; known: {', '.join(POLICY)}")
+    if scope not in SCOPES:
+        raise ValueError(f"{id}: scope must be one of {SCOPES}")
 
     def deco(fn: CheckFn) -> Rule:
         if id in RULES:
             raise ValueError(f"rule id {id!r} registered twice")
-        r = Rule(id, name, condition, Severity(severity), summary, params, fn)
+        if not (fn.__doc__ or "").strip():
+            raise ValueError(f"{id}: a rule's docstring is its rationale; write one")
+        r = Rule(id, name, condition, Severity(severity), summary, params, fn, clauses, scope)
         RULES[id] = r
         return r
 

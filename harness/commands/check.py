@@ -28,10 +28,16 @@ examples:
 
 what is checked (rule set chosen from the folder's track, or --ruleset NAME|FILE.yaml):
   bytes  total <= 16,000,000 per seed; printed total = code + model
-  time   train_time at stop <= 600 s (+ one step); scored eval phase <= 600 s; all phases (warning)
-  seeds  at least 3 distinct seeds with logs (record track)
+  time   train_time at stop <= 600 s (+ one step), GPTQ calibration on training data included;
+         scored eval phase <= 600 s; all phases (warning)
+  seeds  at least 3 distinct seeds with logs (record track); extra runs over a limit (warning)
   claims submission.json val_bpb = mean of per-seed scores; bytes_total = max; seed_results match
-  stats  with --against/--against-losses: one-sided Welch t-test, >= 0.005 nats at p < 0.01
+  score  val_loss * val_tokens / (val_bpb * ln 2) = the FineWeb validation bytes (151,080,000)
+  stats  with --against/--against-losses: one-sided Welch t-test, >= 0.005 nats at p < 0.01,
+         per token on a shared tokenizer, else per byte (val_bpb * ln 2); the output names the unit
+Severity (harness/rulesets/README.md): a broken limit or a misreported score is an error; a
+misreported figure that still meets every limit (bytes_total the mean, seed_results steps) a warning.
+The `logs` table gives every file of the folder its role (scored, extra run, other file).
 The scored phase of each seed is the one whose val_bpb matches the claim (else the phase the other
 seeds matched, else the last _exact phase); the output says which and why.
 

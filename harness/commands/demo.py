@@ -10,13 +10,23 @@ Steps, each through the same code a real review uses:
   5. check      `pgolf check` (limits and claims from the record's own logs);
   6. reproduce  `pgolf reproduce`: the "organizer" reruns the seeds, observes, compares, plots;
 and a report (markdown, JSON, PNG plots) under ./pgolf-demo-<UTC time> or --out.
+
+The data is not FineWeb, so the checks run under `ruleset.yaml`, written into the output folder:
+the record track's rule set with PG-SCORE-001's validation byte total set to the UTF-8 bytes of
+the synthetic validation text the evaluation scores (decoded with the tokenizer, counted
+independently of the evaluation's byte tables). Every path in the reports is relative to the
+output folder, and `report.json` follows the README's contract (`pgolf.report/1`, kind `demo`,
+the audit, check and reproduction reports as its children).
 """
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
 import datetime as dt
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -88,15 +98,98 @@ def submission_from_runs(results: list[dict[str, Any]]) -> dict[str, Any]:
     return sub
 
 
-def run_cli_json(args: list[str], out: Path) -> dict[str, Any] | None:
-    """Run a pgolf subcommand in a child process (as a user would) and keep its JSON report."""
+def demo_setting(name: str) -> str:
+    """A setting of the demo record's TINY configuration, read from its source (never imported:
+    importing it would set the harness's own environment)."""
+    tree = ast.parse((DEMO_RECORD / "train_gpt.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "TINY" for t in node.targets):
+            return ast.literal_eval(node.value)[name]
+    raise KeyError(name)
+
+
+def validation_text_bytes(data_path: str, tokenizer_path: str, seq_len: int | None = None) -> int:
+    """UTF-8 bytes of the validation text a reference_impl run scores: its validation tokens, cut
+    as its evaluation cuts them (a whole number of `seq_len` windows plus one target; default: the
+    demo record's TRAIN/EVAL_SEQ_LEN), decoded document by document (BOS separates documents)
+    with the tokenizer."""
+    import sentencepiece as spm
+
+    from reference_impl.data import load_validation_tokens
+
+    if seq_len is None:
+        seq_len = max(int(demo_setting("TRAIN_SEQ_LEN")), int(demo_setting("EVAL_SEQ_LEN")))
+    sp = spm.SentencePieceProcessor(model_file=tokenizer_path)
+    ids = load_validation_tokens(str(Path(data_path) / "fineweb_val_*.bin"), seq_len).tolist()
+    docs: list[list[int]] = [[]]
+    for i in ids:
+        if i == sp.bos_id():
+            docs.append([])
+        else:
+            docs[-1].append(i)
+    return sum(len(sp.decode(d).encode("utf-8")) for d in docs if d)
+
+
+def write_ruleset(path: Path, val_bytes: int, track: str = "track_10min_16mb") -> Path:
+    """A track's rule set with PG-SCORE-001's total set to a synthetic validation text's bytes
+    (a folder: `ruleset.yaml` in it)."""
+    import yaml
+
+    from harness.rulesets import HERE
+
+    doc = yaml.safe_load((HERE / f"{track}.yaml").read_text())
+    doc["name"] = "pgolf_demo_synthetic" if track == "track_10min_16mb" else f"pgolf_demo_synthetic_{track}"
+    doc["checks"]["PG-SCORE-001"]["val_bytes"] = val_bytes
+    path = path / "ruleset.yaml" if path.is_dir() else path
+    atomic.write_text(path, f"# pgolf demo: the rules of {track}; PG-SCORE-001's total is the synthetic validation "
+                      "text's UTF-8 bytes\n" + yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def relative(value: Any, base: Path) -> Any:
+    """`value` with every occurrence of the absolute folder `base` made relative to it: strings,
+    and the strings inside lists, dicts and findings (for reports that stay valid when the output
+    folder is moved or shared)."""
+    root = str(base)
+    if isinstance(value, str):
+        return value.replace(root + "/", "").replace(root, ".") if root in value else value
+    if isinstance(value, dict):
+        return {k: relative(v, base) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(relative(v, base) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: relative(getattr(value, f.name), base)
+                                             for f in dataclasses.fields(value) if f.init})
+    return value
+
+
+def run_cli_json(args: list[str], out: Path, cwd: Path) -> dict[str, Any] | None:
+    """Run a pgolf subcommand in a child process (as a user would, from the output folder, so
+    the paths it reports are relative to it) and keep its JSON report."""
+    import harness
+
+    root = str(Path(harness.__file__).resolve().parent.parent)  # the child imports this very harness
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
     proc = subprocess.run([sys.executable, "-m", "harness.cli", *args, "--format", "json"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=cwd, env=env)
     if proc.returncode not in (0, 1):
         atomic.write_text(out.with_suffix(".err.txt"), proc.stdout + proc.stderr)
         return {"error": f"`pgolf {' '.join(args)}` exited {proc.returncode}", "stderr": proc.stderr[-2000:]}
     atomic.write_text(out, proc.stdout)
     return json.loads(proc.stdout)
+
+
+def prepare_out(out: Path) -> None:
+    """Create the output folder; a file, a folder that is not empty or one that cannot be made
+    is a usage error (exit 2) naming it, never a traceback."""
+    if out.exists() and not out.is_dir():
+        raise InputError("--out names a file, not a folder; give a new or empty folder", str(out))
+    if out.is_dir() and any(out.iterdir()):
+        raise InputError("output folder exists and is not empty; choose another --out", str(out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create the output folder: {e.strerror or e}", str(out)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,9 +200,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = (args.out or Path.cwd() / f"pgolf-demo-{stamp}").resolve()
-    if out.exists() and any(out.iterdir()):
-        raise InputError("output folder exists and is not empty; choose another --out", str(out))
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out)
     progress = make_progress(sys.stderr, quiet=args.quiet)
     try:
         return _run(args, out, progress, t0)
@@ -132,13 +223,14 @@ def _run(args: argparse.Namespace, out: Path, progress, t0: float) -> int:
     t = time.monotonic()
     progress.write(f"pgolf demo: synthesizing a dataset into {out / 'data'}")
     data = synthesize(out / "data", **DATA)
+    ruleset = write_ruleset(out, validation_text_bytes(data.data_path, data.tokenizer_path))
     step("data", t)
 
     t = time.monotonic()
     record = build_record(out / "record")
     seeds = list(SEEDS[: args.seeds]) + [SEEDS[-1] + i for i in range(1, args.seeds - len(SEEDS) + 1)]
     base = dict(seeds=seeds, data_path=data.data_path, tokenizer_path=data.tokenizer_path,
-                vocab_size=data.vocab_size, nproc=args.nproc, tolerance=0.003)
+                vocab_size=data.vocab_size, nproc=args.nproc, tolerance=0.003, ruleset=str(ruleset))
     progress.write(f"pgolf demo: the competitor runs seeds {','.join(map(str, seeds))} of {record}")
     submitted = run_seeds(ReproConfig(record_dir=record, out_dir=out / "submit", **base), progress=progress)
     for r in submitted:
@@ -148,10 +240,10 @@ def _run(args: argparse.Namespace, out: Path, progress, t0: float) -> int:
 
     reports: dict[str, Any] = {}
     available = {c for c in COMMANDS if importlib.util.find_spec(f"harness.commands.{c}") is not None}
-    for name in ("audit", "check"):
+    for name, extra in (("audit", []), ("check", ["--ruleset", ruleset.name])):
         t = time.monotonic()
         if name in available:
-            reports[name] = run_cli_json([name, str(record)], out / f"{name}.json")
+            reports[name] = run_cli_json([name, record.name, *extra], out / f"{name}.json", cwd=out)
             step(name, t)
         else:
             reports[name] = {"skipped": f"`pgolf {name}` is not part of this build"}
@@ -160,7 +252,7 @@ def _run(args: argparse.Namespace, out: Path, progress, t0: float) -> int:
     progress.write("pgolf demo: the organizer reproduces the record")
     cfg = ReproConfig(record_dir=record, out_dir=out / "reproduce", **base)
     results = run_seeds(cfg, progress=progress)
-    report = build_report(cfg, results)
+    report = relative(build_report(cfg, results), out)
     write_report(report, out / "reproduce")
     step("reproduce", t)
 
@@ -196,7 +288,22 @@ def write_summary(out: Path, record: Path, reports: dict[str, Any], repro, timin
     lines += [md.replace("## Reproduction", "## `pgolf reproduce record/`: Reproduction", 1)]
     path = out / "report.md"
     atomic.write_text(path, "\n".join(lines) + "\n")
-    combined = {"schema": "pgolf.demo/1", "timings": timings, "record": str(record),
-                "reports": {**reports, "reproduce": repro.to_dict()}}
-    atomic.write_json(out / "report.json", combined)
+    atomic.write_json(out / "report.json", combined_report(out, record, reports, repro, timings))
     return path
+
+
+def combined_report(out: Path, record: Path, reports: dict[str, Any], repro, timings: dict[str, float]) -> dict[str, Any]:
+    """The demo's report.json in the README's contract: kind `demo`, subject the record folder,
+    the verdict rolled up over its children (the audit, check and reproduction reports), paths
+    relative to the output folder."""
+    from harness.report import SCHEMA, make_stamp
+
+    children = [r for r in reports.values() if isinstance(r, dict) and r.get("schema") == SCHEMA] + [repro.to_dict()]
+    verdicts = [c.get("verdict") for c in children]
+    verdict = "FAIL" if "FAIL" in verdicts else "REVIEW" if "REVIEW" in verdicts else "PASS"
+    data = {"record": record.relative_to(out).as_posix(), "timings": timings,
+            "not_run": {k: v for k, v in reports.items() if not (isinstance(v, dict) and v.get("schema") == SCHEMA)},
+            "files": {"record": "record/", "audit": "audit.json", "check": "check.json", "ruleset": "ruleset.yaml",
+                      "reproduce": "reproduce/report.json", "plots": "reproduce/plots/"}}
+    return relative({"schema": SCHEMA, "kind": "demo", "subject": record.relative_to(out).as_posix(), "verdict": verdict,
+                     "findings": [], "data": data, "stamp": make_stamp(), "children": children}, out)

@@ -13,6 +13,7 @@ EPILOG = """\
 examples:
   pgolf reproduce records/track_10min_16mb/2026-03-23_LeakyReLU_LegalTTT_ParallelMuon \\
       --data /data/fineweb10B_sp1024 --tokenizer /data/tokenizers/fineweb_1024_bpe.model --vocab-size 1024
+  pgolf reproduce RECORD --seeds 1337 --data D --tokenizer T.model   # spot-check one seed of three
   pgolf reproduce RECORD --seeds 1337,42 --out repro/       # rerun the same command to resume
   pgolf reproduce RECORD --force --against records/track_10min_16mb/<current record>
   pgolf reproduce RECORD --nproc 2 --timeout 120 --format markdown > repro.md
@@ -30,6 +31,16 @@ local runner, which isolates nothing (trusted code only). Every line is
 stamped by the harness on arrival; times and bytes are measured, not read from the log.
 Finished seeds are kept (OUT/seed_<S>/result.json) and skipped when the command is rerun;
 Ctrl-C stops the running seed cleanly. The report goes to OUT/report.{txt,md,json} and OUT/plots/.
+
+Before any seed runs, the inputs are checked (exit 2 naming what is wrong): --data holds
+fineweb_val_*.bin and fineweb_train_*.bin shards, --tokenizer is a SentencePiece model, and its
+vocabulary agrees with --vocab-size, the record's logs (vocab_size, tokenizer name, validation
+token count) and a data folder named *_sp<N>. VOCAB_SIZE defaults to the tokenizer's piece count.
+--skip-input-check runs a record that reads another layout (the report says so).
+
+A subset of the claimed seeds (--seeds 1337 of 1337,42,2025) compares each seed with its own
+claim; the mean, the seed count and significance are reported "not evaluated: subset of seeds",
+and the verdict is about the seeds that ran.
 
 exit codes: 0 nothing failed, 1 a rule failed, 2 unusable input, 130 interrupted.
 """
@@ -67,7 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output folder (default ./pgolf-reproduce-<record name>)")
     p.add_argument("--data", help="DATA_PATH for the runs (the dataset folder)")
     p.add_argument("--tokenizer", help="TOKENIZER_PATH for the runs")
-    p.add_argument("--vocab-size", type=int, help="VOCAB_SIZE for the runs")
+    p.add_argument("--vocab-size", type=int, help="VOCAB_SIZE for the runs (default: the tokenizer's piece count)")
+    p.add_argument("--skip-input-check", action="store_true",
+                   help="do not check --data/--tokenizer before running (a record with its own data layout)")
     p.add_argument("--nproc", type=int, help="processes per node (default: all GPUs, 1 on CPU)")
     p.add_argument("--runner", choices=("auto", "local", "docker", "slurm"), default="auto",
                    help="auto (default): docker when an engine answers and the pinned image is present, else local; "
@@ -113,12 +126,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         runner_name, runner_why = choose_runner(args.runner, args.image, gpus)
     seeds = parse_seeds(args.seeds) if args.seeds else default_seeds(record)
+    vocab_size = args.vocab_size
+    inputs: dict = {"skipped": "--skip-input-check: data and tokenizer not checked"}
+    if not args.skip_input_check:
+        from harness.reproduce.claims import load_claims
+        from harness.reproduce.inputs import check_inputs
+
+        checked = check_inputs(args.data, args.tokenizer, args.vocab_size, load_claims(record).tokenizer)
+        vocab_size = checked.vocab_size_env
+        inputs = checked.to_dict()
+        for note in checked.notes:
+            print(f"pgolf reproduce: note: {note}", file=sys.stderr)
     out = args.out or Path.cwd() / f"pgolf-reproduce-{record.resolve().name}"
     cfg = ReproConfig(record_dir=record, out_dir=out, seeds=seeds, data_path=args.data,
-                      tokenizer_path=args.tokenizer, vocab_size=args.vocab_size,
+                      tokenizer_path=args.tokenizer, vocab_size=vocab_size,
                       nproc=args.nproc or default_nproc(), launcher=args.launcher, tolerance=args.tolerance,
                       force=args.force, against=args.against, ruleset=args.ruleset, timeout_s=args.timeout,
-                      runner=runner_name)
+                      runner=runner_name, inputs=inputs)
     if runner_name == "slurm":
         from harness.commands.queue import reproduce_on_slurm
 

@@ -59,6 +59,7 @@ class EvalPhase:
     eval_time_ms: float | None = None
     text: str = ""
     bpb_decimals: int | None = None  # decimals as printed ("1.1200" -> 4): the figure's precision
+    loss_decimals: int | None = None  # the same for val_loss (the byte-denominator check's rounding slack)
 
     @property
     def exact(self) -> bool:
@@ -80,6 +81,27 @@ class SizeLine:
     bytes: int
     line: int
     label: str = ""  # codec for model/total ("int6+lzma"), "compressed"/"uncompressed" for code
+
+
+@dataclass(frozen=True)
+class TimingLine:
+    """A timing line printed around quantization and serialization, in seconds.
+
+    `kind`: `gptq_reserve` (training budget set aside for calibration: `gptq:reserving 12s,
+    effective=588000ms`), `effective_budget` (the loop's budget after that reserve, from the same
+    line: the reserve itself may print rounded, `reserving 0s, effective=599500ms`), `calibration` (GPTQ Hessian collection / calibration: `GPTQ:collected 67
+    Hessians in 12.7s`), `serialize` (compressing and writing the artifact: `serialize_wallclock:
+    81.8s`, `GPTQ:compressed+saved in 67.0s`), `artifact_production` (the organizers' compliance
+    re-run: training start to artifact written), `post_gptq_elapsed` (`wallclock:post_gptq
+    total_elapsed:856.2s`). `source` says what a calibration read, as the log tells it:
+    `training` (`(training data)`, or `GPTQ:collecting Hessians from calibration data`, which every
+    merged record that prints it feeds from a training-shard loader), `self-generated`
+    (autoregressive calibration data), or `unknown`."""
+
+    kind: str
+    seconds: float
+    line: int
+    source: str = ""
 
 
 @dataclass
@@ -159,11 +181,14 @@ class RunLog:
     val_tokens: Located[int] | None = None
     model_params: Located[int] | None = None
     iterations: Located[int] | None = None
+    vocab_size: Located[int] | None = None
+    tokenizer_path: Located[str] | None = None  # as printed (`tokenizer_path=./data/tokenizers/fineweb_1024_bpe.model`)
     steps: list[StepLine] = field(default_factory=list)
     stop: StopLine | None = None
     artifact: Artifact = field(default_factory=Artifact)
     phases: list[EvalPhase] = field(default_factory=list)
     total_eval: Located[float] | None = None  # `total_eval_time:519.5s`, in seconds
+    timings: list[TimingLine] = field(default_factory=list)  # GPTQ reserve, calibration, serialization
     unknown: list[tuple[int, str]] = field(default_factory=list)
     line_count: int = 0
     decode_errors: int = 0
@@ -171,6 +196,7 @@ class RunLog:
     # lines recognised or not but not kept once a list (steps, phases, sizes, unknown) was full.
     long_lines: int = 0
     dropped_lines: int = 0
+    _calibration_source: str = field(default="", repr=False, compare=False)  # parser state: the open calibration
 
     # -- derived figures ---------------------------------------------------------------
     @property
@@ -203,6 +229,16 @@ class RunLog:
     @property
     def bytes_total(self) -> SizeLine | None:
         return self.artifact.total
+
+    def timing(self, kind: str) -> list[TimingLine]:
+        return [t for t in self.timings if t.kind == kind]
+
+    def training_data_after_stop(self) -> list[TimingLine]:
+        """Calibration lines that read training data, printed after the training clock stopped
+        (after the stop line, else after the last step line): rules.md "Timing" counts them as
+        training."""
+        end = self.stop.line if self.stop is not None else (self.steps[-1].line if self.steps else 0)
+        return [t for t in self.timing("calibration") if t.source == "training" and t.line > end]
 
     def is_train_log(self) -> bool:
         """Whether this looks like a train log at all (steps, a stop line, or a result)."""

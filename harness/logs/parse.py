@@ -23,7 +23,7 @@ from pathlib import Path
 
 from typing import Iterable, Iterator
 
-from harness.logs.model import EvalPhase, Located, RunLog, SizeLine, StepLine, StopLine
+from harness.logs.model import EvalPhase, Located, RunLog, SizeLine, StepLine, StopLine, TimingLine
 
 # The largest .log/.txt in any upstream pull request is 205 kB; a 16 MB one is not a log anyone
 # reads, and parsing it costs seconds (benchmarks/hostile_inputs.py): larger ones are refused
@@ -61,12 +61,34 @@ _MB_SUM = re.compile(r"^(\S+): (\d+\.\d+)MB model \+ (\d+\.\d+)MB code = (\d+\.\
 _BUDGET = re.compile(r"^budget:(\d+)/(\d+)\b")
 _TOTAL_EVAL = re.compile(r"^total_eval_time:\s*(" + _NUM + r")s\b")
 _SETTING = re.compile(
-    r"(?<![\w.])(seed|world_size|train_shards|val_tokens|model_params|iterations)\s*[:=]\s*(\d+)(?![\w.])",
+    r"(?<![\w.])(seed|world_size|train_shards|val_tokens|model_params|iterations|vocab_size)\s*[:=]\s*(\d+)(?![\w.])",
     re.IGNORECASE,
 )
 _VAL_LOADER_TOKENS = re.compile(r"^val_loader:.*\btokens:\s*(\d+)|^val tokens:\s*(\d+)")
 _HAS_DIGIT = re.compile(r"\d")
-_SETTING_FIELDS = {"seed", "world_size", "train_shards", "val_tokens", "model_params", "iterations"}
+_SETTING_FIELDS = {"seed", "world_size", "train_shards", "val_tokens", "model_params", "iterations", "vocab_size"}
+_TOKENIZER_PATH = re.compile(r"(?<![\w.])tokenizer_path\s*[:=]\s*(\S+)")
+# Quantization and serialization timing (rules.md "Timing"; see TimingLine). Calibration is a
+# start line that says what it reads, then an end line with the seconds.
+_SECS = r"(" + _NUM + r")\s*(ms|s)\b"
+_GPTQ_RESERVE = re.compile(r"^gptq:reserving\s+" + _SECS, re.IGNORECASE)
+_EFFECTIVE = re.compile(r"\beffective=(" + _NUM + r")ms\b")
+_CALIB_START = (
+    (re.compile(r"^gptq:calibrating with \d+ batches \(training data\)", re.IGNORECASE), "training"),
+    (re.compile(r"^GPTQ:collecting Hessians from calibration data"), "training"),
+    (re.compile(r"^gptq:(?:generating autoregressive calibration|collecting hessians from autoregressive)", re.IGNORECASE),
+     "self-generated"),
+)
+# The reference implementation's one-line form: `gptq:collected 66 Hessians from train data in 1.2s`.
+_CALIB_ONE_LINE = re.compile(r"^gptq:collected \d+ hessians from (\w+) data in\s*" + _SECS, re.IGNORECASE)
+_CALIB_SOURCES = {"train": "training", "training": "training", "self": "self-generated"}
+_CALIB_END = re.compile(r"^gptq:(?:collected \d+ hessians in|calibrated \d+ layers in|done in|"
+                        r"collected hessians for \d+ layers in)\s*" + _SECS, re.IGNORECASE)
+_TIMING = (
+    (re.compile(r"^(?:serialize_wallclock:|Serialize:.*\bdone in|GPTQ:compressed\+saved in)\s*" + _SECS), "serialize"),
+    (re.compile(r"^artifact_production_wallclock:\s*" + _SECS), "artifact_production"),
+    (re.compile(r"^wallclock:post_gptq total_elapsed:\s*" + _SECS), "post_gptq_elapsed"),
+)
 
 
 def read_text(source: str | os.PathLike | bytes) -> tuple[str, int, str | None]:
@@ -161,8 +183,14 @@ def _phase(text: str, lineno: int) -> EvalPhase | None:
         stride=int(stride.group(1)) if stride else None,
         eval_time_ms=eval_ms,
         text=text,
-        bpb_decimals=len(bpb_text.split(".", 1)[1]) if "." in bpb_text and "e" not in bpb_text.lower() else None,
+        bpb_decimals=_printed_decimals(bpb_text),
+        loss_decimals=_printed_decimals(loss.group(1)),
     )
+
+
+def _printed_decimals(text: str) -> int | None:
+    """Decimals as printed ("1.1200" -> 4); None for exponent notation."""
+    return len(text.split(".", 1)[1]) if "." in text and "e" not in text.lower() else 0 if text.isdigit() else None
 
 
 def _size(text: str, lineno: int) -> list[SizeLine]:
@@ -195,8 +223,44 @@ def _size(text: str, lineno: int) -> list[SizeLine]:
     return []
 
 
+def _timing(log: RunLog, text: str, lineno: int) -> bool:
+    """GPTQ reserve, calibration and serialization lines (TimingLine)."""
+    m = _GPTQ_RESERVE.match(text)
+    if m:
+        log.timings.append(TimingLine("gptq_reserve", _to_ms(m.group(1), m.group(2)) / 1000.0, lineno))
+        e = _EFFECTIVE.search(text)  # the loop's own budget after the reserve (the reserve may print rounded: "0s")
+        if e:
+            log.timings.append(TimingLine("effective_budget", float(e.group(1)) / 1000.0, lineno))
+        return True
+    for pattern, source in _CALIB_START:
+        if pattern.match(text):
+            log._calibration_source = source
+            return True
+    m = _CALIB_ONE_LINE.match(text)
+    if m:
+        log.timings.append(TimingLine("calibration", _to_ms(m.group(2), m.group(3)) / 1000.0, lineno,
+                                      _CALIB_SOURCES.get(m.group(1).lower(), "unknown")))
+        return True
+    m = _CALIB_END.match(text)
+    if m and log._calibration_source:
+        log.timings.append(TimingLine("calibration", _to_ms(m.group(1), m.group(2)) / 1000.0, lineno,
+                                      log._calibration_source))
+        log._calibration_source = ""  # one figure per calibration: later totals are not added twice
+        return True
+    for pattern, kind in _TIMING:
+        m = pattern.match(text)
+        if m:
+            log.timings.append(TimingLine(kind, _to_ms(m.group(1), m.group(2)) / 1000.0, lineno))
+            return True
+    return False
+
+
 def _setting(log: RunLog, text: str, lineno: int) -> bool:
     found = False
+    t = _TOKENIZER_PATH.search(text)
+    if t and log.tokenizer_path is None:
+        log.tokenizer_path = Located(t.group(1).strip("'\",;"), lineno)
+        found = True
     for key, value in _SETTING.findall(text):
         key = key.lower()
         if key in _SETTING_FIELDS and getattr(log, key) is None:
@@ -244,6 +308,8 @@ def _classify(log: RunLog, text: str, lineno: int) -> bool:
     if m:
         log.total_eval = Located(float(m.group(1)), lineno)
         return True
+    if ("gptq" in text.lower() or "serializ" in text.lower() or "wallclock" in text) and _timing(log, text, lineno):
+        return True
     return _setting(log, text, lineno)
 
 
@@ -276,7 +342,7 @@ def parse_lines(lines: Iterable[str], path: str | None = None, decode_errors: in
             log.dropped_lines += 1
             continue
         known = False
-        if _HAS_DIGIT.search(body):
+        if _HAS_DIGIT.search(body) or body[:5].lower() == "gptq:":  # calibration starts print no number
             try:
                 known = _classify(log, body, lineno)
             except (ValueError, OverflowError):  # a number too odd to convert: keep the line

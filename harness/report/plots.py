@@ -2,7 +2,7 @@
 
 - `validation_curves`: val_bpb against step for every seed, the record's own logs (claimed,
   dashed) against the reproduction (solid), one colour per seed, scored values as markers at
-  the end;
+  the end; the legend names the colours and, once each, the styles;
 - `seed_scores`: per seed, claimed and reproduced scored val_bpb, with the tolerance band
   around each claim and the reproduced mean.
 
@@ -32,35 +32,58 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+CLAIMED_STYLE = dict(linestyle=(0, (5, 3)), linewidth=2.2, alpha=0.55)  # dashed, visible in a legend handle
+REPRODUCED_STYLE = dict(linestyle="-", linewidth=1.5, marker=".")
+
+
 def validation_curves(path: Path, reproduced: dict[int, Curve], claimed: dict[int, Curve],
                       scored_reproduced: dict[int, float | None], scored_claimed: dict[int, float | None],
                       title: str) -> Path:
+    """val_bpb by step, saved as PNG (see `validation_figure`)."""
+    return _save(validation_figure(reproduced, claimed, scored_reproduced, scored_claimed, title), path)
+
+
+def validation_figure(reproduced: dict[int, Curve], claimed: dict[int, Curve],
+                      scored_reproduced: dict[int, float | None], scored_claimed: dict[int, float | None],
+                      title: str):
+    """val_bpb by step: one colour per seed; the record's own logs dashed, the reproduction solid;
+    final scores as x (claimed) and o (reproduced). The legend says the same with its own handles:
+    a colour per seed, then one entry per line style and marker (drawn in black), so the legend
+    and the title cannot disagree."""
+    from matplotlib.lines import Line2D
+
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     seeds = sorted(set(reproduced) | set(claimed))
+    handles = []
     for i, seed in enumerate(seeds):
         c = colours[i % len(colours)]
-        # claimed: wide, pale and dashed underneath, so a reproduction that matches still shows both
-        for data, kw, label in ((claimed.get(seed), dict(linestyle="--", linewidth=4, alpha=0.35), "claimed"),
-                                (reproduced.get(seed), dict(linestyle="-", linewidth=1.5, marker="."), "reproduced")):
+        drawn = False
+        for data, kw in ((claimed.get(seed), CLAIMED_STYLE), (reproduced.get(seed), REPRODUCED_STYLE)):
             pts = [(r[0], r[1]) for r in (data or []) if r[1] is not None]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], color=c, label=f"seed {seed} {label}", **kw)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], color=c, **kw)
+                drawn = True
         last_step = max([r[0] for r in (reproduced.get(seed) or []) + (claimed.get(seed) or [])] or [0])
-        for val, marker, label in ((scored_claimed.get(seed), "x", "claimed score"),
-                                   (scored_reproduced.get(seed), "o", "reproduced score")):
+        for val, marker in ((scored_claimed.get(seed), "x"), (scored_reproduced.get(seed), "o")):
             if val is not None:
-                ax.plot([last_step], [val], marker, color=c, markersize=8, fillstyle="none",
-                        label=f"seed {seed} {label}")
+                ax.plot([last_step], [val], marker, color=c, markersize=8, fillstyle="none")
+                drawn = True
+        if drawn:
+            handles.append(Line2D([], [], color=c, linewidth=6, label=f"seed {seed}"))
+    handles += [Line2D([], [], color="black", label="claimed (the record's logs): dashed", **CLAIMED_STYLE),
+                Line2D([], [], color="black", label="reproduced: solid", **REPRODUCED_STYLE),
+                Line2D([], [], color="black", marker="x", linestyle="none", label="claimed score"),
+                Line2D([], [], color="black", marker="o", fillstyle="none", linestyle="none", label="reproduced score")]
     ax.set_xlabel("step")
     ax.set_ylabel("val_bpb (bits per byte, lower is better)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     if ax.has_data():
-        ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+        ax.legend(handles=handles, fontsize=7, handlelength=3.5, bbox_to_anchor=(1.02, 1), loc="upper left")
     else:
         ax.text(0.5, 0.5, "no validation lines were printed", ha="center", va="center", transform=ax.transAxes)
-    return _save(fig, path)
+    return fig
 
 
 def seed_scores(path: Path, seeds: Sequence[int], reproduced: Sequence[float | None],

@@ -11,7 +11,7 @@ from typing import Any
 from harness.findings import Finding, Severity
 
 SEVERITIES = (Severity.ERROR, Severity.WARNING, Severity.NOTE)
-TABLE_KEYS = ("seeds", "table", "rows")
+TABLE_KEYS = ("seeds", "table", "rows", "logs")  # "logs": every file of a checked record and its role
 # Preferred column order for the per-seed table; unknown columns follow in row order.
 PREFERRED = ("seed", "log", "scored_phase", "val_bpb", "val_loss", "bytes_total", "train_s",
              "scored_eval_s", "all_eval_s", "steps", "world_size")

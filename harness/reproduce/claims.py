@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.checks.context import build_context, read_claims
+from harness.checks.context import build_context, claimed_seed_list, finite_number, read_claims
 from harness.checks.scored import choose_scored_phase
+from harness.checks.tokenizer import TokenizerId
 from harness.errors import InputError
 from harness.logs import EvalPhase, RunLog
 from harness.records import Record, load_record
@@ -30,6 +31,15 @@ class Claims:
     mean_bpb: float | None = None
     mean_line: int | None = None
     submission_path: str | None = None
+    seeds: list[int] = field(default_factory=list)  # the seeds the record claims (submission.json, else its logs)
+    tokenizer: TokenizerId = field(default_factory=TokenizerId)  # what the record's logs print about it
+
+    def subset(self, run: list[int]) -> str | None:
+        """Why a reproduction of `run` is a subset of the claimed seeds (None when it covers them)."""
+        missing = [s for s in self.seeds if s not in run]
+        if not self.seeds or not missing:
+            return None
+        return f"ran {', '.join(map(str, run))} of the claimed {', '.join(map(str, self.seeds))}"
 
 
 def _submission_only(folder: Path) -> Record | None:
@@ -55,17 +65,21 @@ def load_claims(record_dir: Path) -> Claims:
     if record is None:
         return out
     out.track = record.track
-    v = record.submission.get("val_bpb")
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        out.mean_bpb = float(v)
+    v = finite_number(record.submission.get("val_bpb"))
+    if v is not None:
+        out.mean_bpb = v
         out.mean_line = record.submission_line("val_bpb")
     out.submission_path = str(record.submission_path) if record.submission_path else None
-    for seed, c in read_claims(record).items():
+    claims = read_claims(record)
+    out.seeds = claimed_seed_list(record, claims)
+    for seed, c in claims.items():
         n = c.number("val_bpb")
         if n is not None:
             out.per_seed_bpb[seed] = (n, f"submission.json {c.source}")
     if record.logs:
         ctx = build_context(record, load_ruleset(ruleset_for_track(record.track)))
+        out.tokenizer = ctx.tokenizer
+        out.seeds = out.seeds or sorted(s.seed for s in ctx.counted if s.seed is not None)
         names = Counter(s.scored.name for s in ctx.seeds if s.scored is not None)
         out.scored_name = names.most_common(1)[0][0] if names else None
         for s in ctx.seeds:

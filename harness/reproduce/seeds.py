@@ -23,6 +23,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -73,15 +74,25 @@ class ReproConfig:
     timeout_s: float | None = None  # overrides budgets.kill_after_s (tests, dry runs)
     env_extra: dict[str, str] = field(default_factory=dict)  # reported; only for records that need it
     runner: str = "local"  # the runner's name, part of the fingerprint (results of two runners never mix)
+    inputs: dict[str, Any] | None = None  # what harness.reproduce.inputs established, or why it was skipped (reported)
 
     def resolved_budgets(self) -> Budgets:
         return self.budgets or budgets_for(self.record_dir, self.ruleset)
 
     def argv(self) -> tuple[str, ...]:
+        """The command for a seed. On this machine (the local runner) the interpreter is the one
+        running pgolf (`sys.executable`), and torchrun is that interpreter's own
+        `python -m torch.distributed.run`: pgolf from a venv that is not activated (or a pipx
+        install) has neither `python` with torch nor `torchrun` on PATH. In a container the image's
+        own `python` / `torchrun` are meant, so other runners keep the bare names."""
+        local = self.runner == "local"
         if self.launcher == "python":
-            return ("python", self.entry)
+            return (sys.executable if local else "python", self.entry)
         if self.launcher == "torchrun":
-            return ()
+            if not local:
+                return ()
+            return (sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={self.nproc}",
+                    self.entry)
         raise InputError(f"unknown launcher {self.launcher!r} (torchrun or python)")
 
 
@@ -325,7 +336,10 @@ def compare_seed(cfg: ReproConfig, r: dict[str, Any], claims: Claims) -> list[Fi
 
 
 def aggregate(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims) -> tuple[dict[str, Any], list[Finding]]:
+    """Per seed: reproduced vs its own claim. Over the seeds: the mean vs `val_bpb` — only when
+    every claimed seed was run; a reproduction of some seeds says the mean was not evaluated."""
     findings: list[Finding] = []
+    subset = claims.subset([r["seed"] for r in results])
     for r in results:
         findings.extend(compare_seed(cfg, r, claims))
     scored = [r for r in results if r["reproduced"].get("val_bpb") is not None]
@@ -335,10 +349,13 @@ def aggregate(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims) -
                            "mean_bpb": stats.mean(bpbs) if bpbs else None,
                            "std_bpb": stats.std(bpbs) if bpbs else None,
                            "mean_loss": stats.mean(losses) if losses else None,
-                           "claimed_mean_bpb": claims.mean_bpb, "tolerance": cfg.tolerance}
+                           "claimed_mean_bpb": claims.mean_bpb, "tolerance": cfg.tolerance, "subset": subset}
     if agg["std_bpb"] is not None and math.isnan(agg["std_bpb"]):
         agg["std_bpb"] = None
-    if bpbs and claims.mean_bpb is not None:
+    if subset and claims.mean_bpb is not None:
+        findings.append(finding(MEAN_OFF, f"not evaluated: subset of seeds ({subset})", severity=Severity.NOTE,
+                                log_path=claims.submission_path, line=claims.mean_line, not_evaluated=subset))
+    elif bpbs and claims.mean_bpb is not None:
         agg["delta_mean_bpb"] = agg["mean_bpb"] - claims.mean_bpb
         if abs(agg["delta_mean_bpb"]) > cfg.tolerance + 1e-12:
             findings.append(finding(
@@ -349,18 +366,32 @@ def aggregate(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims) -
     return agg, findings
 
 
-def significance(cfg: ReproConfig, results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The Welch figures of the reproduced seeds against --against, for the report; the finding
-    itself is the check's PG-STATS-001, run on the reproduced logs."""
+def significance(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims | None = None) -> dict[str, Any]:
+    """The Welch figures of the reproduced seeds against --against, for the report, in the unit
+    `pgolf check` uses (per token on a shared tokenizer, else per byte: harness.checks.compare);
+    the finding itself is the check's PG-STATS-001, run on the reproduced logs. Not evaluated on
+    a subset of the claimed seeds."""
     if cfg.against is None:
         return {"skipped": "no --against record given"}
+    subset = claims.subset([r["seed"] for r in results]) if claims is not None else None
+    if subset:
+        return {"skipped": f"not evaluated: subset of seeds ({subset})"}
     from harness.checks import baseline_from_record
+    from harness.checks.compare import Scores, choose_comparison
+    from harness.checks.denominator import FINEWEB_VAL_BYTES
+    from harness.checks.tokenizer import tokenizer_of
 
     base = baseline_from_record(cfg.against)
-    candidate = [r["reproduced"]["val_loss"] for r in results if r["reproduced"].get("val_loss") is not None]
-    w = stats.welch_one_sided(base.val_losses, candidate)
-    return {"against": str(cfg.against), "baseline_losses": base.val_losses, "candidate_losses": candidate,
-            **w.to_dict()}
+    scored = [r for r in results if r["reproduced"].get("val_loss") is not None]
+    logs = [(r["log"], parse_log(Path(cfg.out_dir) / r["log"])) for r in scored]
+    cand = Scores([r["reproduced"]["val_loss"] for r in scored], [r["reproduced"]["val_bpb"] for r in scored],
+                  tokenizer_of(logs))
+    cmp = choose_comparison(cand, base, 0.005, FINEWEB_VAL_BYTES)
+    out = {"against": str(cfg.against), "baseline_losses": base.val_losses, "candidate_losses": cand.val_losses,
+           **cmp.to_dict()}
+    if cmp.refused:
+        return {**out, "skipped": f"not tested: {cmp.refused}"}
+    return {**out, **stats.welch_one_sided(cmp.baseline, cmp.candidate, cmp.margin).to_dict()}
 
 
 def rules_table() -> list[dict[str, str]]:

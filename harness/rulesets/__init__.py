@@ -7,6 +7,7 @@ Unknown ids, unknown settings and wrong types are input errors naming the file.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,19 @@ def _resolve(name_or_path: str | Path) -> Path:
 
 
 def load_ruleset(name_or_path: str | Path) -> Ruleset:
-    """Load and validate a rule set by built-in name or path."""
+    """Load and validate a rule set by built-in name or path. A file is parsed once per content:
+    `check --all` asks for the same set for every record of a track."""
+    path = _resolve(name_or_path)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return _parse_ruleset(str(path), text)
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_ruleset(path_name: str, text: str) -> Ruleset:
     from harness.checks.registry import RULES
     import harness.checks  # noqa: F401  (registers every rule)
 
-    path = _resolve(name_or_path)
-    text = path.read_text(encoding="utf-8", errors="replace")
+    path = Path(path_name)
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
