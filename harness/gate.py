@@ -505,8 +505,11 @@ def _worker_main(fn, arg: str, memory_bytes: int, send) -> None:
     import resource
 
     try:
+        # the allowance is for the audit's own work, on top of what the forked process already
+        # maps (a parent that imported torch maps gigabytes it will never touch)
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        cap = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+        want = _mapped_bytes() + memory_bytes
+        cap = want if hard == resource.RLIM_INFINITY else min(want, hard)
         if soft == resource.RLIM_INFINITY or soft > cap:
             resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     except (ValueError, OSError):
@@ -519,6 +522,18 @@ def _worker_main(fn, arg: str, memory_bytes: int, send) -> None:
         result = (False, f"{type(e).__name__} in the audit")
     send.send(result)
     send.close()
+
+
+def _mapped_bytes() -> int:
+    """This process's virtual size (VmSize), 0 where /proc does not say."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def gate_folder(folder: Path, shape: list[Finding] | None = None, shown_as: str | None = None, against=None):

@@ -443,7 +443,7 @@ def test_checked_inputs_run_with_the_tokenizers_vocabulary(resumable, tmp_path, 
     data = tmp_path / "fineweb10B_sp512"
     shutil.copytree(tiny_data["data"], data)  # the fixture writes starts.txt into DATA_PATH
     p = pgolf(str(rec), "--seeds", "1", "--launcher", "python", "--out", str(tmp_path / "out"), "--data", str(data),
-              "--tokenizer", str(tiny_data["tok"]), "--format", "json")
+              "--tokenizer", str(tiny_data["tok"]), "--format", "json", "--runner", "local")
     stdout, stderr = p.communicate(timeout=60)
     assert p.returncode == 0, stderr
     doc = json.loads(stdout)
@@ -466,7 +466,8 @@ def test_torchrun_launch_works_with_no_python_or_torchrun_on_path(resumable, tmp
     env["PATH"] = "/nonexistent"
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     p = subprocess.run([sys.executable, "-m", "harness.cli", "reproduce", str(rec), "--seeds", "1", "--nproc", "1",
-                        "--data", str(data), "--out", str(tmp_path / "out"), "--skip-input-check", "--format", "json"],
+                        "--data", str(data), "--out", str(tmp_path / "out"), "--skip-input-check", "--format", "json",
+                        "--runner", "local"],
                        capture_output=True, text=True, timeout=180, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     doc = json.loads(p.stdout)

@@ -216,7 +216,7 @@ def test_the_journal_holds_every_line_with_the_inner_runners_stamp(tmp_path):
     seen, outcome = drive(runner, spec_for(tmp_path))
     j = read_journal(journal)
     rounded = [StampedLine(round(ln.t, 6), ln.text, ln.stream) for ln in seen]  # microseconds, as stamps_seed*.tsv
-    assert j.job_id == "77" and j.lines == rounded and outcome.lines == seen and len(seen) == 4
+    assert j.job_id == "77" and j.lines == rounded and list(outcome.lines) == seen and len(seen) == 4
     assert abs(j.start_unix - time.time()) < 30
     assert outcome.runner == "slurm" and outcome.details["inner_runner"] == "local"
     assert outcome.details["slurm"] == {"node": "n1"} and outcome.exit_code == 0 and not outcome.timed_out

@@ -281,7 +281,7 @@ def test_the_runner_protocol_streams_the_jobs_stamped_lines(cluster, sleepy, tmp
     stamps = (tmp_path / "out" / "seed_2" / "stamps_seed2.tsv").read_text().splitlines()
     assert [ln.text for ln in lines] == [row.split("\t", 2)[2] for row in stamps] and len(lines) == 6
     assert [f"{ln.t:.6f}" for ln in lines] == [row.split("\t", 1)[0] for row in stamps]  # the job's own stamps
-    assert outcome.runner == "slurm" and outcome.lines == lines and outcome.details["slurm"]["job_id"] == handle.job_id
+    assert outcome.runner == "slurm" and list(outcome.lines) == lines and outcome.details["slurm"]["job_id"] == handle.job_id
 
 
 @pytest.mark.docker

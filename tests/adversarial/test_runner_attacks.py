@@ -198,7 +198,8 @@ def reproduce_peak(record: Path, out: Path, runner: str) -> tuple[int, dict, int
     """`pgolf reproduce` in a subprocess; (its own peak RSS in kB, the JSON report, exit code)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     p = subprocess.run([sys.executable, "-c", PEAK, "reproduce", str(record), "--seeds", "1", "--launcher", "python",
-                        "--runner", runner, "--out", str(out), "--format", "json", "--quiet", "--timeout", "120"],
+                        "--runner", runner, "--out", str(out), "--format", "json", "--quiet", "--timeout", "120",
+                        "--skip-input-check"],
                        capture_output=True, text=True, env=env, cwd=out.parent, timeout=300)
     peak = int(p.stderr.rsplit("PEAK_RSS_KB ", 1)[1].split()[0])
     return peak, json.loads(p.stdout), p.returncode
@@ -406,7 +407,8 @@ def test_the_local_runner_warns_on_every_run(tmp_path):
     m = marker()
     rec = make_record(tmp_path, "print('hello', flush=True)\n")
     p = subprocess.run([sys.executable, "-m", "harness.cli", "reproduce", str(rec), "--seeds", "1,2", "--launcher",
-                        "python", "--runner", "local", "--out", str(tmp_path / "out"), "--format", "json"],
+                        "python", "--runner", "local", "--out", str(tmp_path / "out"), "--format", "json",
+                        "--skip-input-check"],
                        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert p.stderr.count("the local runner does not isolate the run") == 2, p.stderr
     assert "runner: local: asked for with --runner local" in p.stderr

@@ -29,12 +29,21 @@ def _install():
     sock.setblocking(False)
     sendto, getpid, fspath, fsencode = sock.sendto, os.getpid, os.fspath, os.fsencode
     abspath, readlink = os.path.abspath, os.readlink
+    from time import sleep
 
     def send(kind, path):
-        try:
-            sendto(b"%s\t%d\t%s" % (kind, getpid(), path[:4096]), target)
-        except OSError:  # a full queue or a harness gone: never break the run
-            pass
+        # A full queue (the run itself may flood the socket to push a real sighting out) is
+        # waited out for up to 2 s, so a flood delays the run's own open instead of hiding it;
+        # a harness that is gone is never waited for.
+        msg = b"%s\t%d\t%s" % (kind, getpid(), path[:4096])
+        for _ in range(2000):
+            try:
+                sendto(msg, target)
+                return
+            except BlockingIOError:
+                sleep(0.001)
+            except OSError:
+                return
 
     def under(path):
         return path.startswith(roots) or path + b"/" in roots
