@@ -5,7 +5,7 @@
 
 For each runner it reproduces one seed of three records written here — a quiet one, one that
 prints 5 MB of bare newlines, one that prints a single 100 MB line — through the real CLI in a
-subprocess, and prints that subprocess's own peak RSS (`ru_maxrss`, the harness only: the run's
+subprocess, and prints that subprocess's own peak RSS (`VmHWM` of its own image: `ru_maxrss` would carry a big parent's size across execve; the harness only: the run's
 processes are its children and not counted) and its wall time. `--base DIR` runs the same with
 the `harness` package of another checkout (e.g. `git archive 364c053 | tar -x -C DIR`), to
 compare with the code before the capture module. Figures on a shared machine are noisy: run
@@ -30,7 +30,7 @@ RECORDS = {
 }
 CHILD = "import sys\nout = sys.stdout.buffer\nout.write(b'seed:1\\n')\n{body}\nout.write(b'\\nafter\\n')\nout.flush()\n"
 MEASURE = ("import atexit, resource, runpy, sys; atexit.register(lambda: sys.stderr.write("
-           "'PEAK_RSS_KB %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); "
+           "'PEAK_RSS_KB %d\\n' % int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]))); "
            "sys.argv = ['pgolf'] + sys.argv[1:]; runpy.run_module('harness.cli', run_name='__main__')")
 
 

@@ -190,7 +190,7 @@ FLOOD = """\
 NEWLINES = "out.write(b'\\n' * (5 * 1024 * 1024))"
 LONG_LINE = "[out.write(b'x' * (1024 * 1024)) for _ in range(100)]"
 PEAK = ("import atexit, resource, runpy, sys; "
-        "atexit.register(lambda: sys.stderr.write('PEAK_RSS_KB %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); "
+        "atexit.register(lambda: sys.stderr.write('PEAK_RSS_KB %d\\n' % int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]))); "
         "sys.argv = ['pgolf'] + sys.argv[1:]; runpy.run_module('harness.cli', run_name='__main__')")
 
 
