@@ -13,6 +13,8 @@ sparse file or a FIFO must not reach a report or exhaust memory. Everything in `
   then reads at most `cap + 1` bytes (a file that grows while read is still refused).
 - `read_under(root, rel, cap)` does the same for a path inside `root`, refusing when any
   component between `root` and the file is a link (O_NOFOLLOW only guards the last component).
+- `read_head(root, rel, limit)`: the first `limit` bytes of such a file, however large it is
+  (evidence printed at the top of a run log).
 
 This module lives in `audit` because `audit` may not import `harness`; `harness` imports it.
 """
@@ -127,6 +129,10 @@ def read_capped(path: str | os.PathLike, cap: int) -> bytes:
 def read_under(root: str | os.PathLike, rel: str, cap: int) -> bytes:
     """`read_capped` of `root/rel`, refusing when any folder between `root` and the file is a
     link: each component is opened relative to the previous one with O_NOFOLLOW."""
+    return _walk_under(root, rel, lambda name, fd: _read_fd(name, fd, cap))
+
+
+def _walk_under(root, rel: str, read) -> bytes:
     parts = [p for p in Path(rel).parts if p not in ("", ".")]
     if not parts or any(p == ".." for p in parts) or Path(rel).is_absolute():
         raise UnsafeRead(os.path.join(os.fspath(root), rel), "unreadable", "path leaves the record folder")
@@ -149,11 +155,17 @@ def read_under(root: str | os.PathLike, rel: str, cap: int) -> bytes:
         except OSError as e:
             raise _error(name, e) from None
         try:
-            return _read_fd(name, ffd, cap)
+            return read(name, ffd)
         finally:
             os.close(ffd)
     finally:
         os.close(fd)
+
+
+def read_head(root: str | os.PathLike, rel: str, limit: int) -> bytes:
+    """The first `limit` bytes of the regular file `root/rel` (never through a link anywhere on
+    its path): for evidence that sits at the top of a file that may be large (a run log)."""
+    return _walk_under(root, rel, lambda name, fd: _read_fd(name, fd, limit, head=True))
 
 
 def read_text_capped(path: str | os.PathLike, cap: int, encoding: str = "utf-8") -> str:
@@ -161,10 +173,12 @@ def read_text_capped(path: str | os.PathLike, cap: int, encoding: str = "utf-8")
     return read_capped(path, cap).decode(encoding, errors="replace")
 
 
-def _read_fd(name: str, fd: int, cap: int) -> bytes:
+def _read_fd(name: str, fd: int, cap: int, head: bool = False) -> bytes:
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         raise UnsafeRead(name, "not-regular", f"not a regular file ({kind_of(st.st_mode)})")
+    if head:
+        return _read_all(fd, cap)
     if st.st_size > cap:
         raise UnsafeRead(name, "too-large", f"{st.st_size} bytes, over the {cap}-byte cap", st.st_size)
     chunks: list[bytes] = []
@@ -177,6 +191,17 @@ def _read_fd(name: str, fd: int, cap: int) -> bytes:
         got += len(block)
     if got > cap:
         raise UnsafeRead(name, "too-large", f"grew past the {cap}-byte cap while read", got)
+    return b"".join(chunks)
+
+
+def _read_all(fd: int, limit: int) -> bytes:
+    chunks, got = [], 0
+    while got < limit:
+        block = os.read(fd, min(1 << 20, limit - got))
+        if not block:
+            break
+        chunks.append(block)
+        got += len(block)
     return b"".join(chunks)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from audit.findings import Severity, Verdict, roll_up
 from audit.static import RULES, audit_file, audit_source
+from audit.static.rules import Folder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "audit"
 ANNOT = re.compile(r"#\s*(expect|ok):\s*(PG-[A-Z0-9]+-\d{3})")
@@ -23,7 +24,18 @@ EXAMPLES += [(rid, i, src, line) for rid, cls in RULES.items() for i, (src, line
 
 
 @pytest.mark.parametrize("rule_id,index,src,line", EXAMPLES, ids=[f"{e[0]}-{'invalid' if e[3] else 'valid'}-{e[1]}" for e in EXAMPLES])
-def test_rule_example(rule_id, index, src, line):
+def test_rule_example(rule_id, index, src, line, tmp_path):
+    if isinstance(src, Folder):  # a whole record folder: run the file audit on it
+        rec = tmp_path / "2026-01-01_Example"
+        src.write(rec)
+        found = [f for f in audit_file(rec / "train_gpt.py").findings if f.rule_id == rule_id]
+        where = [f"{f.location.path.rsplit('/', 1)[-1]}:{f.location.line}" if f.location.line else
+                 f.location.path.rsplit("/", 1)[-1] for f in found]
+        if line is None:
+            assert where == [], f"{rule_id} fired on its VALID example at {where}"
+        else:
+            assert line in where, f"{rule_id} should fire at {line}, fired at {where}"
+        return
     lines = [f.location.line for f in audit_source(src, "example.py") if f.rule_id == rule_id]
     if line is None:
         assert lines == [], f"{rule_id} fired on its VALID example at {lines}"

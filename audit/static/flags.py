@@ -15,6 +15,7 @@ from pathlib import Path
 
 import libcst as cst
 
+from audit.safe_read import UnsafeRead, lkind, read_head, scan
 from audit.static.ir import _lit
 from audit.static.names import dotted
 
@@ -36,18 +37,33 @@ class Evidence:
     attrs: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # attr -> (value, file, line)
 
 
+EVIDENCE_HEAD_BYTES = 4_000_000  # READMEs and scripts whole, logs from the top
+EVIDENCE_FILES = 64
+
+
+def evidence_files(folder: Path) -> list:
+    """The record's regular text files that may say how it ran: README, *.md, *.sh, logs. Links
+    are never among them (audit.safe_read.scan lists them as links, and they are findings)."""
+    out = []
+    for e in scan(folder, max_depth=2, max_entries=5_000):
+        name = e.rel.rsplit("/", 1)[-1].lower()
+        if e.kind == "file" and (name.endswith((".md", ".sh", ".txt", ".log")) or name.startswith("readme")):
+            out.append(e)
+    return out[:EVIDENCE_FILES]
+
+
 def collect_evidence(folder: Path | None, attr_names: set[str]) -> Evidence:
     """Run commands (README, *.sh) and logged hyperparameters of a record folder."""
     ev = Evidence()
-    if folder is None or not folder.is_dir():
+    if folder is None or lkind(folder) != "dir":
         return ev
-    files = sorted(p for p in folder.iterdir() if p.is_file() and (p.suffix.lower() in (".md", ".sh", ".txt", ".log") or p.name.lower().startswith("readme")))
-    for p in files[:64]:
+    for e in evidence_files(folder):
         try:
-            with p.open("r", encoding="utf-8", errors="replace") as fh:
-                lines = fh.read(4_000_000).splitlines()
-        except OSError:
+            raw = read_head(folder, e.rel, EVIDENCE_HEAD_BYTES)
+        except UnsafeRead:
             continue
+        lines = raw.decode("utf-8", errors="replace").splitlines()
+        p = e.path
         is_log = p.suffix.lower() in (".log", ".txt") and not p.name.lower().startswith("readme") and p.name != "requirements.txt"
         for i, line in enumerate(lines[:200_000], 1):
             if not is_log:

@@ -68,8 +68,14 @@ def text(report: Report) -> str:
 
 def run(args) -> int:
     path = Path(args.path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise InputError("no such file or folder", str(path))
+    if not path.is_dir():
+        from audit.static.engine import not_python
+
+        problem = not_python(path)
+        if problem is not None:
+            raise InputError(f"not a Python file to audit: {problem}", str(path))
     waivers = None
     if args.waivers:
         from audit.waivers import WaiverError, load_waivers

@@ -1,5 +1,4 @@
-"""Rules about what data and resources the program touches (DATA, NET) and what the audit could
-not read (PARSE)."""
+"""Rules about what data and resources the program touches (DATA, NET)."""
 from __future__ import annotations
 
 import re
@@ -119,59 +118,3 @@ main()
     def check(self, prog: Program) -> None:
         for _, e in prog.of("net"):
             prog.emit(self, e, message=f"network access reachable from the entry point: {e.info.get('call')}()")
-
-
-class DynamicCode(Rule):
-    """PARSE: `exec`/`eval`/dynamic import of code the audit could not decode: whatever it runs
-    was not analysed, so the verdict is REVIEW."""
-
-    id = "PG-PARSE-002"
-    condition = "PARSE"
-    severity = Severity.NOTE
-    message = "dynamic code (exec/eval/dynamic import) the audit could not follow: not analysed"
-    VALID = ["""import json
-def main():
-    return json.loads("{}")
-main()
-"""]
-    INVALID = [("""import importlib
-def main(name):
-    mod = importlib.import_module(name)
-main("x")
-""", 3)]
-
-    def check(self, prog: Program) -> None:
-        for _, e in prog.of("dyn"):
-            prog.emit(self, e, message=f"dynamic code ({e.info.get('call')}) the audit could not follow: not analysed",
-                      undecided=True)
-
-
-class Unparsable(Rule):
-    """PARSE: the file could not be read or parsed (syntax error, encoding, size cap); nothing in
-    it was analysed, so the verdict is REVIEW, never PASS."""
-
-    id = "PG-PARSE-001"
-    condition = "PARSE"
-    severity = Severity.NOTE
-    message = "could not analyse this file"
-    VALID = ["x = 1\n"]
-    INVALID = [("def f(:\n    pass\n", 1)]
-
-    def check(self, prog: Program) -> None:  # emitted by the engine before any program exists
-        return None
-
-
-class DecodedPayload(Rule):
-    """PARSE note: the script is a self-extracting wrapper; the audit decoded its payload
-    (without running it) and reports locations in the decoded source."""
-
-    id = "PG-PARSE-003"
-    condition = "PARSE"
-    severity = Severity.NOTE
-    confidence = "high"
-    message = "self-extracting script: audited its decoded payload (locations refer to the decoded source)"
-    VALID = ["x = 1\n"]
-    INVALID = [("import zlib, base64\nexec(zlib.decompress(base64.b64decode('eJzLzC3ILypRyC/mKijKzCvRyC/WS08tSS5P0dDU5AIAo+4KDw==')))\n", 2)]
-
-    def check(self, prog: Program) -> None:
-        return None
