@@ -13,8 +13,9 @@ sparse file or a FIFO must not reach a report or exhaust memory. Everything in `
   then reads at most `cap + 1` bytes (a file that grows while read is still refused).
 - `read_under(root, rel, cap)` does the same for a path inside `root`, refusing when any
   component between `root` and the file is a link (O_NOFOLLOW only guards the last component).
-- `read_head(root, rel, limit)`: the first `limit` bytes of such a file, however large it is
-  (evidence printed at the top of a run log).
+- `read_head(root, rel, limit)` / `read_tail(root, rel, limit)`: the first / last `limit` bytes
+  of such a file, however large it is (the configuration at the top of a run log, the final
+  scores at its end).
 
 This module lives in `audit` because `audit` may not import `harness`; `harness` imports it.
 """
@@ -166,6 +167,18 @@ def read_head(root: str | os.PathLike, rel: str, limit: int) -> bytes:
     """The first `limit` bytes of the regular file `root/rel` (never through a link anywhere on
     its path): for evidence that sits at the top of a file that may be large (a run log)."""
     return _walk_under(root, rel, lambda name, fd: _read_fd(name, fd, limit, head=True))
+
+
+def read_tail(root: str | os.PathLike, rel: str, limit: int) -> bytes:
+    """The last `limit` bytes of the regular file `root/rel` (never through a link): the end of a
+    run log, where the final scores are printed."""
+    def tail(name, fd):
+        _read_fd(name, fd, 0, head=True)  # a regular file, or UnsafeRead
+        size = os.fstat(fd).st_size
+        if size > limit:
+            os.lseek(fd, size - limit, os.SEEK_SET)
+        return _read_all(fd, limit)
+    return _walk_under(root, rel, tail)
 
 
 def read_text_capped(path: str | os.PathLike, cap: int, encoding: str = "utf-8") -> str:

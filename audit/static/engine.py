@@ -16,12 +16,14 @@ from pathlib import Path
 import libcst as cst
 
 from audit.findings import EvidenceStep, Finding, Location, Severity, Verdict, roll_up
-from audit.static.flags import FlagEval, collect_evidence
+from audit.static.evidence import collect_evidence
+from audit.static.flags import FlagEval
 from audit.static.flow import Flow
 from audit.static.ir import build_module
 from audit.static.names import import_aliases
 from audit.static.positions import statement_positions
 from audit.static.program import Program
+from audit.static.sinks import ScoreSinks
 from audit.static.rules import RULES
 from audit.static.discover import collect_targets, entry_files, folder_links, helper_names, helper_path  # noqa: F401
 from audit.static.isolate import run_isolated
@@ -154,7 +156,6 @@ def audit_source(text: str, path: str, folder: Path | None = None, evidence_fold
         queue.extend((n, hmod) for n in helper_names(hmod))
     flow = Flow(irs)
     flow.run()
-    events = Tracer(flow).program(irs[0].functions["<module>"], list(irs[0].functions.values()))
     class_attrs: dict = {}
     constants: dict = {}
     for ir in irs:
@@ -163,9 +164,12 @@ def audit_source(text: str, path: str, folder: Path | None = None, evidence_fold
     ev_folder = evidence_folder or folder
     evidence = collect_evidence(ev_folder, set(class_attrs)) if ev_folder is not None else None
     functions = {q: f for ir in irs for q, f in ir.functions.items()}
+    score = ScoreSinks(flow, list(functions.values()), evidence)
+    events = Tracer(flow, reported=score.reported_keys, deps=score.deps, sink_fns=score.sink_fns).program(
+        irs[0].functions["<module>"], list(irs[0].functions.values()))
     prog = Program(path, events, flow, FlagEval(class_attrs, constants, None, functions),
                    FlagEval(class_attrs, constants, evidence, functions) if evidence is not None else None,
-                   decoded_note=decoded_note)
+                   decoded_note=decoded_note, sinks=score)
     for rule_cls in RULES.values():
         rule_cls().check(prog)
     seen_at = {(f.rule_id, f.location.path, f.location.line) for f in findings if f.location is not None}

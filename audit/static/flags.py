@@ -3,19 +3,15 @@
 Hyperparameters in these scripts are class attributes read from the environment
 (`ttt_enabled = bool(int(os.environ.get("TTT_ENABLED", "0")))`). We evaluate a guard with a tiny
 interpreter over literals, `os.environ.get`/`os.getenv` defaults, config attributes and
-comparisons; anything else is Unknown (treated as live). The record's own evidence overrides the
-defaults: `VAR=value` in its README or run scripts, and `name: value` / `name=value` lines in its
-logs for the config attributes the code defines.
+comparisons; anything else is Unknown (treated as live). The record's own evidence
+(audit.static.evidence: echoed configuration in its logs, its run scripts, its README's command
+blocks) overrides the defaults.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import libcst as cst
 
-from audit.safe_read import UnsafeRead, lkind, read_head, scan
+from audit.static.evidence import Evidence
 from audit.static.ir import _lit
 from audit.static.names import dotted
 
@@ -26,60 +22,6 @@ class _Unknown:
 
 
 UNKNOWN = _Unknown()
-ENV_ASSIGN = re.compile(r"(?<![\w$])([A-Z][A-Z0-9_]{1,})=(\"[^\"]*\"|'[^']*'|[^\s;&|`]+)")
-LOG_KV = re.compile(r"(?:^|[\s,{(])([a-z][a-z0-9_]{2,})\s*[:=]\s*('?[\w.+-]+'?)(?![\w.(\[])")
-CODE_LINE = re.compile(r"os\.environ|getenv|\bdef |\bimport |\bclass |\breturn\b|;")
-
-
-@dataclass
-class Evidence:
-    env: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # VAR -> (value, file, line)
-    attrs: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # attr -> (value, file, line)
-
-
-EVIDENCE_HEAD_BYTES = 4_000_000  # READMEs and scripts whole, logs from the top
-EVIDENCE_FILES = 64
-
-
-def evidence_files(folder: Path) -> list:
-    """The record's regular text files that may say how it ran: README, *.md, *.sh, logs. Links
-    are never among them (audit.safe_read.scan lists them as links, and they are findings)."""
-    out = []
-    for e in scan(folder, max_depth=2, max_entries=5_000):
-        name = e.rel.rsplit("/", 1)[-1].lower()
-        if e.kind == "file" and (name.endswith((".md", ".sh", ".txt", ".log")) or name.startswith("readme")):
-            out.append(e)
-    return out[:EVIDENCE_FILES]
-
-
-def collect_evidence(folder: Path | None, attr_names: set[str]) -> Evidence:
-    """Run commands (README, *.sh) and logged hyperparameters of a record folder."""
-    ev = Evidence()
-    if folder is None or lkind(folder) != "dir":
-        return ev
-    for e in evidence_files(folder):
-        try:
-            raw = read_head(folder, e.rel, EVIDENCE_HEAD_BYTES)
-        except UnsafeRead:
-            continue
-        lines = raw.decode("utf-8", errors="replace").splitlines()
-        p = e.path
-        is_log = p.suffix.lower() in (".log", ".txt") and not p.name.lower().startswith("readme") and p.name != "requirements.txt"
-        for i, line in enumerate(lines[:200_000], 1):
-            if not is_log:
-                for m in ENV_ASSIGN.finditer(line):
-                    ev.env.setdefault(m.group(1), (m.group(2).strip("\"'"), str(p), i))
-            else:
-                if i > 400:  # hyperparameters are printed at the top of a log
-                    break
-                if CODE_LINE.search(line):  # logs that embed the source are not evidence of values
-                    continue
-                for m in LOG_KV.finditer(line):
-                    if m.group(1) in attr_names:
-                        ev.attrs.setdefault(m.group(1), (m.group(2).strip("'"), str(p), i))
-                for m in ENV_ASSIGN.finditer(line):
-                    ev.env.setdefault(m.group(1), (m.group(2).strip("\"'"), str(p), i))
-    return ev
 
 
 class FlagEval:
@@ -93,10 +35,16 @@ class FlagEval:
         self.functions = functions or {}  # qual -> Function, for locals like `use_slot = args.slot_enabled`
         self._fn = None
         self.used: list[tuple[str, str, int, str]] = []  # evidence consulted: (what, file, line, value)
+        self.observed: dict = {}  # (function, expression text) -> (value, log, line): printed inline tests
 
     def value(self, node, depth: int = 0):
         if depth > 12:
             return UNKNOWN
+        if self.observed and isinstance(node, (cst.Name, cst.Attribute)) and self._fn is not None:
+            got = self.observed.get((self._fn.qual, cst.Module([]).code_for_node(node)))
+            if got is not None:
+                self.used.append((cst.Module([]).code_for_node(node), got[1], got[2], str(got[0])))
+                return got[0]
         if isinstance(node, cst.Name):
             v = node.value
             if v in ("True", "False", "None"):

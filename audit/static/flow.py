@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from audit.static.callbacks import parameter_bindings
 from audit.static.ir import Call, Function, ModuleIR
 from audit.static.offsets import earlier
 
@@ -134,11 +135,19 @@ class Flow:
             for f in m.functions.values():
                 if f.is_method and f.cls:
                     self.methods[(f.cls, f.name)] = f
+        self.fparams: dict = {}
+        self.fparams = parameter_bindings(modules, self)
 
     # -- resolution -------------------------------------------------------------------------
-    def resolve(self, call: Call, fn: Function | None = None) -> tuple[list[Function], int]:
-        """The file's own functions a call may reach, and how many leading params are implicit."""
+    def resolve(self, call: Call, fn: Function | None = None, higher_order: bool = True) -> tuple[list[Function], int]:
+        """The file's own functions a call may reach, and how many leading params are implicit.
+        With `higher_order`, a call of a parameter (`fn(*args)`) reaches every function a call
+        site passes for it (audit.static.callbacks)."""
         q = call.qual
+        if higher_order and q is not None and fn is not None and q in fn.params and call.attr is None:
+            bound = self.fparams.get((fn.qual, q))
+            if bound:
+                return list(bound), 0
         if call.attr is not None and fn is not None and call.recv is not None and call.recv[0] == "n":
             cls = fn.cls if call.recv[1] == "self" and fn.is_method else self.types.get(self.key(fn, call.recv[1]))
             if cls is not None:

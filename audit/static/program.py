@@ -32,7 +32,13 @@ class Program:
     evidence: FlagEval | None
     findings: list[Finding] = field(default_factory=list)
     decoded_note: str | None = None
+    sinks: object = None  # audit.static.sinks.ScoreSinks
     _seen: dict = field(default_factory=dict)
+    _printed: dict | None = None
+
+    def __post_init__(self) -> None:
+        if self.evidence is not None and self.sinks is not None:
+            self.evidence.observed = self._inline_tests()
 
     # -- event queries -------------------------------------------------------------------------
     def of(self, kind: str, label: str | None = None) -> list[tuple[int, Event]]:
@@ -41,36 +47,88 @@ class Program:
     def val_updates(self):
         return self.of("update", "val")
 
-    def val_scores(self):
-        return [(i, e) for i, e in self.of("score", "val") if e.nograd or (e.nograd is None and e.info.get("detached"))]
+    def val_scores(self, reported: bool = True):
+        """Scores of validation tokens: accumulated without gradient (or detached), and by default
+        only those whose number reaches the reported val_loss/val_bpb (audit.static.sinks)."""
+        return [(i, e) for i, e in self.of("score", "val")
+                if (e.nograd or (e.nograd is None and e.info.get("detached")))
+                and not (reported and e.info.get("unreported"))]
 
     def val_source(self) -> Event | None:
         """The first place the program reads validation tokens (the head of every chain)."""
         return next((e for _, e in self.of("read", "val")), None)
 
     def covering_score(self, i: int, u: Event) -> Event | None:
-        """An earlier val score in the same loop iteration as update `u` (score-first)."""
-        for j, s in self.val_scores():
+        """An earlier val score in the same loop iteration as update `u` (score-first), reported or
+        not: a pass that scores each chunk before learning from it is score-first even when its
+        own number is thrown away (what it does to a later, reported score is C4's business)."""
+        for j, s in self.val_scores(reported=False):
             if j < i and shared_loops(u, s):
                 return s
         return None
 
     # -- dormancy -----------------------------------------------------------------------------
+    # -- what the logs show ran ----------------------------------------------------------------
+    def printed_branches(self) -> dict:
+        """(id(guard test), polarity) -> (log path, line) for each `if` branch that holds a print
+        whose line is in the record's logs: that branch ran, whatever the flag's default."""
+        if self._printed is None:
+            self._printed = {}
+            if self.sinks is not None:
+                for _, p in self.of("print"):
+                    m = self.sinks.seen(p.info["template"])
+                    if m is None:
+                        continue
+                    for g in p.guards:
+                        # only the print's own function: a helper that prints for several
+                        # callers cannot say which caller's branch ran
+                        if g.kind == "if" and g.fn == p.fn:
+                            self._printed.setdefault((id(g.test), g.polarity), m.where)
+        return self._printed
+
+    def _inline_tests(self) -> dict:
+        """(function, test text) -> (value, log path, line) for `{' x=…' if test else ''}` pieces
+        of printed lines: the logged line shows which way the test went."""
+        import libcst as cst
+
+        out: dict = {}
+        for _, p in self.of("print"):
+            m = self.sinks.seen(p.info["template"])
+            if m is None or not m.alts:
+                continue
+            for g, (test, branch) in p.info["template"].alts.items():
+                got = m.alts.get(id(test))
+                if got and len(got) == 1 and branch in got:
+                    out[(p.fn, cst.Module([]).code_for_node(test))] = (branch, *m.where)
+        return out
+
+    def _opened_by_print(self, g) -> EvidenceStep | None:
+        where = self.printed_branches().get((id(g.test), g.polarity))
+        if where is None:
+            return None
+        return EvidenceStep("the log has a line only this branch prints", Location(where[0], where[1]))
+
     def state(self, e: Event) -> tuple[str, list[EvidenceStep]]:
         """'live', 'dormant' (a guard is off by default) or 'enabled' (off by default, on by evidence)."""
         closed = [g for g in e.guards if self.defaults.guard_open(g.test, g.polarity, g.kind, g.fn) is False]
         if not closed:
             return "live", []
-        if self.evidence is not None:
-            self.evidence.used.clear()
-            opened = [g for g in closed if self.evidence.guard_open(g.test, g.polarity, g.kind, g.fn) is True]
-            still = [g for g in e.guards if self.evidence.guard_open(g.test, g.polarity, g.kind, g.fn) is False]
+        by_print = {id(g): self._opened_by_print(g) for g in e.guards}
+        if self.evidence is not None or any(by_print.values()):
+            ev = self.evidence
+            if ev is not None:
+                ev.used.clear()
+            opened = [g for g in closed if by_print[id(g)] is not None or (ev is not None and ev.guard_open(g.test, g.polarity, g.kind, g.fn) is True)]
+            still = [g for g in e.guards if by_print[id(g)] is None and ev is not None and ev.guard_open(g.test, g.polarity, g.kind, g.fn) is False]
+            if ev is None:
+                still = [g for g in closed if by_print[id(g)] is None]
             if opened and not still:
                 seen = []
-                for used in self.evidence.used:
+                for used in (ev.used if ev is not None else []):
                     if used not in seen:
                         seen.append(used)
                 steps = [EvidenceStep(f"guard off by default, on in the record: {w}={v}", Location(f, ln)) for w, f, ln, v in seen]
+                steps += [by_print[id(g)] for g in opened if by_print[id(g)] is not None]
                 return "enabled", steps
         steps = [EvidenceStep("guard off by default", Location(g.path, g.line)) for g in closed]
         return "dormant", steps

@@ -19,8 +19,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from audit.static.callbacks import bind_params, callback_sites
 from audit.static.flow import MUTATORS, Flow, is_val, norm, to_prior
 from audit.static.ir import Call, Function
+from audit.static.sinks import template_of
 
 NET_CALLS = ("urllib.request.urlopen", "urllib.request.urlretrieve", "urllib.urlopen", "requests.", "httpx.",
              "huggingface_hub.", "datasets.load_dataset", "torch.hub.load", "torch.hub.download_url_to_file",
@@ -84,8 +86,16 @@ class Event:
 
 
 class Tracer:
-    def __init__(self, flow: Flow, max_depth: int = 14):
+    """`reported`: the keys the reported score is made of (audit.static.slice), or None when the
+    program prints no score we could find (then accumulators are recognised by their names)."""
+
+    def __init__(self, flow: Flow, max_depth: int = 14, reported: set | None = None, deps=None,
+                 sink_fns: set | None = None):
         self.flow = flow
+        self.reported = reported
+        self.deps = deps
+        self.sink_fns = sink_fns or set()  # functions that print a reported score themselves
+        self._site: set = set()  # keys the statement being traced writes (its call sites' results)
         self.memo: dict[str, list[Event]] = {}
         self.active: set[str] = set()
         self.max_depth = max_depth
@@ -115,6 +125,8 @@ class Tracer:
     def body(self, stmts, fn, out, loops, guards, nograd) -> None:
         for s in stmts:
             tag = s[0]
+            if tag in ("assign", "expr", "ret", "aug"):
+                self._site = self._site_keys(s, fn)
             if tag in ("assign", "expr", "ret"):
                 v = s[2] if tag == "assign" else s[1]
                 self.value(v, fn, out, s[-1], loops, guards, nograd)
@@ -131,20 +143,23 @@ class Tracer:
                     self._nograd.setdefault(fn.qual, set()).update(_names(s[1]))
                 if tag == "assign" and v is not None and v[0] == "b" and v[1] == "Add" and s[1][0] == "n":
                     if _reads(v, s[1][1]):
-                        self.score(fn, out, s[-1], loops, guards, nograd, v, s[1][1])
+                        self.score(fn, out, s[-1], loops, guards, nograd, v, s[1][1], self._site)
+                elif tag == "assign" and self.reported is not None and (s[1][0] == "sub" or _likelihood_call(v)):
+                    # `nll[idx] = …` (a per-token buffer) or `val_loss = F.cross_entropy(…)`
+                    self.score(fn, out, s[-1], loops, guards, nograd, v, _target_name(s[1]), self._site)
                 if tag == "expr" and v is not None and v[0] == "c":
                     c = v[1]
-                    if c.attr in ("add_", "append", "extend") and c.recv is not None:
+                    if c.attr in ("add_", "append", "extend", "copy_", "index_add_", "scatter_add_") and c.recv is not None:
                         r = self.flow.root(c.recv)
                         if r is not None and c.args:
-                            self.score(fn, out, s[-1], loops, guards, nograd, c.args[0], r[1])
+                            self.score(fn, out, s[-1], loops, guards, nograd, c.args[-1], r[1], self._site)
             elif tag == "aug":
                 self.value(s[3], fn, out, s[-1], loops, guards, nograd)
                 if s[1][0] == "n" and s[1][1] in self.flow.override:
                     self.flow.override[s[1][1]] = self.flow.override[s[1][1]] | self.flow.L(s[3], fn)
                 if s[2] in ("AddAssign", "SubtractAssign") and s[1][0] in ("n", "a", "sub"):
                     name = _target_name(s[1])
-                    self.score(fn, out, s[-1], loops, guards, nograd, s[3], name)
+                    self.score(fn, out, s[-1], loops, guards, nograd, s[3], name, self._site)
             elif tag == "for":
                 self.value(s[2], fn, out, s[5], loops, guards, nograd)
                 loop = Loop(s[6], "for", _names(s[1]), s[7], fn.path, s[5], fn.qual)
@@ -234,18 +249,43 @@ class Tracer:
         merged = {k: cur[k] | other[k] for k in cur.keys() & other.keys()}
         self.flow.override = merged
 
-    def score(self, fn, out, line, loops, guards, nograd, v, name) -> None:
+    def _site_keys(self, s, fn) -> set:
+        """The keys a statement writes: its targets, its function's return, or (for a bare call)
+        the plain variables it passes (a callee may write the score into them)."""
+        if self.deps is None:
+            return set()
+        tag = s[0]
+        if tag in ("assign", "aug"):
+            return self.deps.target_keys(s[1], fn)
+        if tag == "ret":
+            return {("r", fn.qual)}
+        v = s[1]
+        out = set()
+        if v is not None and v[0] == "c":
+            for a in v[1].args + [v[1].recv]:
+                if a is not None and a[0] in ("n", "a"):
+                    out |= self.deps.keys(a, fn)
+        return out
+
+    def score(self, fn, out, line, loops, guards, nograd, v, name, keys=frozenset()) -> None:
         raw = self.flow.L(v, fn)
-        if name and SCORE_ACC.search(name) and is_val(norm(raw)):
+        # a score ends in the printed val_loss/val_bpb; an accumulator that only looks like one
+        # (by its name) is a score whose number is not reported: it still makes a pass score-first
+        likelihood = "tprob" in raw or "@tprob" in raw or bool(name and STRONG_SCORE.search(name))
+        ends = self.reported is not None and bool(keys & self.reported) and likelihood
+        accepted = ends or bool(name and SCORE_ACC.search(name))
+        if accepted and is_val(norm(raw)):
             # a metric accumulator outside no_grad still scores (SLOT scores after its own
             # no_grad block) as long as it does not accumulate the loss that was backpropagated
             trained = self.backward_names(fn)
             read = _names_read(v)
             detached = not (read & trained) and name not in trained
-            scorey = (bool(STRONG_SCORE.search(name)) or any(NLLISH.search(n) for n in read)
+            scorey = (bool(STRONG_SCORE.search(name or "")) or any(NLLISH.search(n) for n in read)
                       or bool(read & self._nograd.get(fn.qual, set())))
-            out.append(Event("score", frozenset(raw), fn.path, line, fn.qual, loops, guards, nograd,
-                             info={"into": name, "detached": detached and scorey}))
+            info = {"into": name, "detached": detached and scorey}
+            if self.reported is not None and not ends:
+                info["unreported"] = True
+            out.append(Event("score", frozenset(raw), fn.path, line, fn.qual, loops, guards, nograd, info=info))
 
     def _only_metadata(self, c: Call, targets, skip, fn) -> bool:
         """True when every validation-labeled argument is used by the callee only through
@@ -328,11 +368,14 @@ class Tracer:
                 ev("net", (), call=q)
         if q in DYN_CALLS:
             ev("dyn", (), call=q)
+        tmpl = template_of(c)
+        if tmpl is not None:
+            ev("print", (), template=tmpl)
         if _oracle_shape(c):
             labs = [flow.L(a, fn) for a in c.args] + ([flow.L(c.recv, fn)] if c.attr else [])
             if any(is_val(norm(lab)) for lab in labs) and _mentions(c, SCOREY):
                 ev("oracle", set().union(*labs), call=q or c.attr)
-        targets, skip = flow.resolve(c, fn)
+        targets, skip = flow.resolve(c, fn, higher_order=False)
         labs_args = set()
         for a in c.args + list(c.kwargs.values()):
             labs_args |= flow.L(a, fn)
@@ -342,20 +385,35 @@ class Tracer:
         elif READ.search(last) and {"train", "val"} & norm(labs_args | recv):
             ev("read", labs_args | recv, call=last)
         callees = [(f, flow.bind(c, f, skip, fn)) for f in targets]
-        for n in c.arg_names:  # closures handed to opt.step(closure) and the like
-            if n and n in fn.locals:
-                callees += [(f, {}) for f in flow.scoped(n, fn) if f.parent is not None]
+        for f, pos, kw in callback_sites(c, fn, flow):  # `timed(eval_val, m, d)`, `opt.step(closure)`
+            if f not in targets:
+                callees.append((f, bind_params(f, pos, kw, lambda a: flow.L(a, fn))))
+        site_keys = self._site
         for f, bound in callees:
             self.inlined.add(f.qual)
             sub = self.trace(f)
             site = (fn.path, line, f"calls {f.qual}()")
             params = set(f.params)
             key = id(c.node)
+            dead = self._dead_site(f, site_keys)
             for e in sub:
                 inner = tuple(replace(lp, ctx=(key,) + lp.ctx) for lp in e.loops)
+                info = {**e.info, "unreported": True} if dead and e.kind == "score" else e.info
                 out.append(replace(e, labels=_subst(e.labels, bound, params), loops=loops + inner,
                                    guards=guards + tuple(_shift(g, len(loops)) for g in e.guards),
-                                   nograd=e.nograd if e.nograd is not None else nograd, chain=(site,) + e.chain))
+                                   nograd=e.nograd if e.nograd is not None else nograd, chain=(site,) + e.chain,
+                                   info=info))
+        self._site = site_keys
+
+    def _dead_site(self, f: Function, site_keys: set) -> bool:
+        """A call whose callee hands its score out only through its return value, here assigned
+        to variables no reported number is made of (a diagnostic evaluation, a pass whose
+        number was never submitted): its scores are not the reported score."""
+        R = self.reported
+        if R is None or f.qual in self.sink_fns:
+            return False
+        returns = ("r", f.qual) in R or any(k[:2] == ("r", f.qual) for k in R if k[0] == "r" and len(k) == 3)
+        return returns and not (site_keys & R)
 
     def program(self, entry: Function, functions: list[Function] = ()) -> list[Event]:
         """The entry's events with context-free labels resolved: only labels that reach each
@@ -372,6 +430,15 @@ class Tracer:
                 if f.qual not in self.inlined:
                     events = events + self.memo.get(f.qual, [])
         return [replace(e, labels=_final_labels(e.labels)) for e in events]
+
+
+_LIKELIHOOD = frozenset({"cross_entropy", "nll_loss", "log_softmax", "logsumexp", "gather", "binary_cross_entropy"})
+
+
+def _likelihood_call(v) -> bool:
+    """The value is computed here by a call that yields a (log-)likelihood (`F.cross_entropy(…)`,
+    `logp.gather(…)`), not post-processing of a score computed elsewhere (`float(a / b)`)."""
+    return _has_call(v, _LIKELIHOOD)
 
 
 def _target_only_term(p: frozenset, q: frozenset) -> bool:
