@@ -43,6 +43,43 @@ def function_values(v, fn: Function, flow) -> list[Function]:
     return []
 
 
+def chosen_functions(c: Call, fn: Function, flow) -> list[tuple[Function, object, bool]]:
+    """A call of a local bound once to functions: `eval_fn = eval_ttt if args.ttt else eval_sw;
+    eval_fn(...)`, `score = functools.partial(eval_val, args); score(model)`. Each comes with the
+    conditional test that chose it (None) and the branch (for the tracer's guards)."""
+    import libcst as cst
+
+    q = c.qual
+    if q is None or c.attr is not None or "." in q or q in fn.params:
+        return []
+    node = fn.assigns.get(q)
+    if node is None:
+        return []
+    out: list = []
+
+    def walk(n, test, pol):
+        if isinstance(n, cst.Name):
+            out.extend((f, test, pol) for f in flow.scoped(n.value, fn) if f is not fn)
+        elif isinstance(n, cst.IfExp):
+            walk(n.body, n.test, True)
+            walk(n.orelse, n.test, False)
+        elif isinstance(n, cst.Call) and n.args and (_dotted(n.func) in PARTIAL):
+            walk(n.args[0].value, test, pol)
+        elif isinstance(n, cst.Attribute) and isinstance(n.value, cst.Name) and n.value.value == "self" and fn.cls:
+            m = flow.methods.get((fn.cls, n.attr.value))
+            if m is not None:
+                out.append((m, test, pol))
+
+    walk(node, None, True)
+    return out
+
+
+def _dotted(node) -> str:
+    from audit.static.names import dotted
+
+    return dotted(node) or ""
+
+
 def callback_sites(c: Call, fn: Function, flow) -> list[tuple[Function, list, dict]]:
     """(function, positional args, keyword args) for each function `c` hands over: the
     arguments that follow it in the call (or `args=`/`kwargs=` of a Thread-like call)."""

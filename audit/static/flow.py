@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from audit.static.callbacks import parameter_bindings
+from audit.static.callbacks import chosen_functions, parameter_bindings
 from audit.static.ir import Call, Function, ModuleIR
 from audit.static.offsets import earlier
 
@@ -148,6 +148,10 @@ class Flow:
             bound = self.fparams.get((fn.qual, q))
             if bound:
                 return list(bound), 0
+        if q is not None and fn is not None and call.attr is None and q in fn.assigns and q not in self.by_name:
+            chosen = chosen_functions(call, fn, self)  # `eval_fn = a if c else b; eval_fn(...)`
+            if chosen:
+                return [f for f, _, _ in chosen], 0
         if call.attr is not None and fn is not None and call.recv is not None and call.recv[0] == "n":
             cls = fn.cls if call.recv[1] == "self" and fn.is_method else self.types.get(self.key(fn, call.recv[1]))
             if cls is not None:

@@ -75,9 +75,13 @@ class Program:
         if self._printed is None:
             self._printed = {}
             if self.sinks is not None:
-                for _, p in self.of("print"):
+                prints = self.of("print")
+                sites: dict = {}
+                for _, p in prints:  # a format printed from several places cannot tell which ran
+                    sites.setdefault(p.info["template"].regex.pattern, set()).add((p.path, p.line))
+                for _, p in prints:
                     m = self.sinks.seen(p.info["template"])
-                    if m is None:
+                    if m is None or len(sites[p.info["template"].regex.pattern]) > 1:
                         continue
                     for g in p.guards:
                         # only the print's own function: a helper that prints for several
@@ -147,10 +151,11 @@ class Program:
         steps += [EvidenceStep(m, Location(p, ln)) for p, ln, m in e.chain]
         steps += list(evidence or [])
         state, gsteps = ("live", [])
-        for ev in (e, *related):
+        for ev in (e, *related):  # a violation needs all its events: one dormant one makes it dormant
             st, gs = self.state(ev)
-            if st != "live":
+            if st == "dormant" or (st == "enabled" and state == "live"):
                 state, gsteps = st, gs
+            if st == "dormant":
                 break
         confidence = rule.confidence
         if state == "dormant" and sev is Severity.ERROR:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from audit.static.callbacks import bind_params, callback_sites
+from audit.static.callbacks import bind_params, callback_sites, chosen_functions
 from audit.static.flow import MUTATORS, Flow, is_val, norm, to_prior
 from audit.static.ir import Call, Function
 from audit.static.sinks import template_of
@@ -165,8 +165,8 @@ class Tracer:
                 loop = Loop(s[6], "for", _names(s[1]), s[7], fn.path, s[5], fn.qual)
                 g = guards + (Guard(s[7], True, fn.path, s[5], len(loops), "range", fn.qual),)
                 before = self._enter_loop(s[3], s[6])
-                for n in _names(s[1]):
-                    self.flow.override[n] = set(self.flow.L(s[2], fn))
+                for n in _names(s[1]):  # "lv:ID": derived from this loop's variable (loop_order.py)
+                    self.flow.override[n] = set(self.flow.L(s[2], fn)) | {f"lv:{s[6]}"}
                 saved_vars = self.flow.loopvars
                 self.flow.loopvars = {**saved_vars, **{n: s[6] for n in _names(s[1])}}
                 self.body(s[3], fn, out, loops + (loop,), g, nograd)
@@ -205,6 +205,8 @@ class Tracer:
             root = _target_name(target)
             if root in ov:
                 ov[root] = ov[root] | self.flow.L(v, fn)
+            elif root is not None and _root_is_name(target):
+                ov[root] = set(self.flow.get(self.flow.key(fn, root))) | self.flow.L(v, fn)
         elif target[0] == "tuple":
             names = target[1]
             per = self.flow.unpack_labels(len(names), v[1], fn) if v is not None and v[0] == "c" else None
@@ -233,7 +235,13 @@ class Tracer:
         here = set(writes) | set(_loop_targets(body))
         for n in names:
             if not all(_this_iteration_value(v, here) for v in writes.get(n, [None])):
-                ov.pop(n, None)  # e.g. a prefetched next chunk: not known to be scored already
+                # e.g. a prefetched next chunk: not known to be scored already; its flow-insensitive
+                # labels, plus the loop variables its value before the loop depended on
+                lv = {label for label in before.get(n, ()) if label.startswith("lv:")}
+                if lv and fn is not None:
+                    ov[n] = set(self.flow.get(self.flow.key(fn, n))) | lv
+                else:
+                    ov.pop(n, None)
                 continue
             carried = to_prior(self.flow.get(self.flow.key(fn, n)), loop_id) if fn is not None else set()
             if n in before:
@@ -244,9 +252,17 @@ class Tracer:
         return before
 
     def _merge(self, other: dict) -> None:
-        """Join two paths: a name keeps path labels only if both paths know it (their union)."""
+        """Join two paths: a name keeps path labels only if both paths know it (their union).
+        A name one path alone binds falls back to its flow-insensitive labels, plus the loop
+        variables it depends on there ("lv:", which only the tracer computes)."""
         cur = self.flow.override
         merged = {k: cur[k] | other[k] for k in cur.keys() & other.keys()}
+        fn = self.flow.override_fn
+        for side in (cur, other):
+            for k in side.keys() - merged.keys():
+                lv = {label for label in side[k] if label.startswith("lv:")}
+                if lv and fn is not None:
+                    merged[k] = set(self.flow.get(self.flow.key(fn, k))) | lv
         self.flow.override = merged
 
     def _site_keys(self, s, fn) -> set:
@@ -271,7 +287,7 @@ class Tracer:
         raw = self.flow.L(v, fn)
         # a score ends in the printed val_loss/val_bpb; an accumulator that only looks like one
         # (by its name) is a score whose number is not reported: it still makes a pass score-first
-        likelihood = "tprob" in raw or "@tprob" in raw or bool(name and STRONG_SCORE.search(name))
+        likelihood = "tprob" in raw or "@tprob" in raw or bool(name and SCORE_ACC.search(name))
         ends = self.reported is not None and bool(keys & self.reported) and likelihood
         accepted = ends or bool(name and SCORE_ACC.search(name))
         if accepted and is_val(norm(raw)):
@@ -389,6 +405,7 @@ class Tracer:
             if f not in targets:
                 callees.append((f, bind_params(f, pos, kw, lambda a: flow.L(a, fn))))
         site_keys = self._site
+        choices = chosen_functions(c, fn, flow) if not targets or c.qual in fn.assigns else []
         for f, bound in callees:
             self.inlined.add(f.qual)
             sub = self.trace(f)
@@ -396,11 +413,12 @@ class Tracer:
             params = set(f.params)
             key = id(c.node)
             dead = self._dead_site(f, site_keys)
+            chosen = [Guard(t, pol, fn.path, line, len(loops), "if", fn.qual) for g, t, pol in choices if g is f and t is not None]
             for e in sub:
                 inner = tuple(replace(lp, ctx=(key,) + lp.ctx) for lp in e.loops)
                 info = {**e.info, "unreported": True} if dead and e.kind == "score" else e.info
                 out.append(replace(e, labels=_subst(e.labels, bound, params), loops=loops + inner,
-                                   guards=guards + tuple(_shift(g, len(loops)) for g in e.guards),
+                                   guards=guards + tuple(chosen[:1]) + tuple(_shift(g, len(loops)) for g in e.guards),
                                    nograd=e.nograd if e.nograd is not None else nograd, chain=(site,) + e.chain,
                                    info=info))
         self._site = site_keys
@@ -503,6 +521,12 @@ def _names(t) -> tuple:
     if t[0] == "tuple":
         return tuple(n for e in t[1] for n in _names(e))
     return ()
+
+
+def _root_is_name(t) -> bool:
+    while t[0] == "sub":
+        t = t[1]
+    return t[0] == "n"
 
 
 def _target_name(t) -> str | None:
