@@ -25,6 +25,7 @@ from typing import Any
 
 from audit.static.callbacks import chosen_functions, parameter_bindings
 from audit.static.ir import Call, Function, ModuleIR
+from audit.static.normalisation import type_of_call
 from audit.static.offsets import earlier
 
 VAL_STRING = re.compile(r"fineweb_val|(^|[/_])val_[0-9]*\*?\.bin|_val_\*|/val\b")
@@ -34,8 +35,8 @@ TRAIN_NAME = re.compile(r"^_*train_(tokens|toks|files|data|stream|shards?|loader
 VAL_CALL = re.compile(r"(^|_)(load_val|load_validation|get_val|val_tokens|validation_tokens)")
 TARGET_NAMES = frozenset({"y", "yb", "y_batch", "target", "targets", "tgt", "tgts", "tgt_ids", "target_ids",
                           "labels", "target_tokens", "next_tokens", "y_tok", "ys"})
-SPECIAL = frozenset({"target", "thash", "tkeyed", "tprob", "shift",
-                     "@target", "@thash", "@tkeyed", "@tprob", "@shift"})
+SPECIAL = frozenset({"target", "thash", "tkeyed", "tprob", "shift", "dist", "vred",
+                     "@target", "@thash", "@tkeyed", "@tprob", "@shift", "@dist", "@vred"})
 
 
 def norm(labels) -> frozenset:
@@ -81,7 +82,8 @@ KEEP_SPECIAL = frozenset({"long", "int", "to", "view", "reshape", "flatten", "cu
                           "clamp_min", "clamp_max", "tolist", "numpy", "as_tensor", "tensor", "from_numpy", "item",
                           "abs", "neg", "type", "view_as", "expand", "expand_as", "log1p", "sqrt", "max", "maximum",
                           "astype", "minimum", "min", "where", "clip", "copy", "float32", "float64", "int64", "uint64",
-                          "array", "asarray", "sum", "mean", "pow", "reciprocal"})
+                          "array", "asarray", "sum", "mean", "pow", "reciprocal", "cat", "stack", "concatenate",
+                          "hstack", "vstack", "column_stack", "softmax", "log_softmax", "amax", "nansum", "neg"})
 STOP_CALLS = frozenset({"len", "isinstance", "print", "type", "id", "hasattr", "callable", "log0", "logger.info",
                         "time.time", "time.perf_counter", "numel", "dim", "size"})
 MUTATORS = frozenset({"append", "extend", "copy_", "add_", "insert", "update", "put", "index_add_", "scatter_add_",
@@ -332,6 +334,8 @@ class Flow:
             out = (out - SPECIAL) | {"tprob"}
         elif last not in KEEP_SPECIAL:
             out = out - SPECIAL
+        else:
+            out = type_of_call(last, out, has)
         if VAL_CALL.search(last):
             out = out | {"val"}
         return out

@@ -52,6 +52,7 @@ class Function:
     cls: str | None = None
     parent: "Function | None" = None  # the enclosing function, for closures
     assigns: dict = field(default_factory=dict)  # name -> its only assigned expression (None: several)
+    all_assigns: dict = field(default_factory=dict)  # name -> every expression assigned to it
     param_types: dict = field(default_factory=dict)  # param -> class name its annotation names
 
 
@@ -206,6 +207,7 @@ class Builder:
                 if isinstance(t.target, cst.Name):
                     name = t.target.value
                     fn.assigns[name] = s.value if name not in fn.assigns else None
+                    fn.all_assigns.setdefault(name, []).append(s.value)
             if fn.qual == "<module>" and len(s.targets) == 1 and isinstance(s.targets[0].target, cst.Name):
                 lit = _lit(s.value)
                 if isinstance(lit, str):

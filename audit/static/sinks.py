@@ -135,15 +135,16 @@ def _literal_like(node) -> bool:
     return isinstance(node, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString))
 
 
-_CACHE: dict[int, Template | None] = {}
+_UNSET = object()
 
 
 def template_of(call: Call) -> Template | None:
-    """The template of a print-like call, or None (not a print, or too little literal text)."""
-    key = id(call.node)
-    if key in _CACHE:
-        return _CACHE[key]
-    _CACHE[key] = got = _build(call)
+    """The template of a print-like call, or None (not a print, or too little literal text).
+    Kept on the call itself: built once per call, never shared between programs."""
+    got = getattr(call, "_template", _UNSET)
+    if got is _UNSET:
+        got = _build(call)
+        call._template = got
     return got
 
 
@@ -163,7 +164,7 @@ def _build(call: Call) -> Template | None:
     if len(anchor) < 3:
         return None
     try:
-        regex = re.compile("".join(b.parts).strip() or "$^")
+        regex = re.compile(("".join(b.parts).strip() + r"\s*$") if "".join(b.literal).strip() else "$^")
     except re.error:
         return None
     sink = bool(SINK_WORD.search(literal)) or bool(b.values)

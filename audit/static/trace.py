@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from audit.static.callbacks import bind_params, callback_sites, chosen_functions
 from audit.static.flow import MUTATORS, Flow, is_val, norm, to_prior
 from audit.static.ir import Call, Function
+from audit.static.normalisation import STACKS, nondist_components, token_comparison
 from audit.static.sinks import template_of
 
 NET_CALLS = ("urllib.request.urlopen", "urllib.request.urlretrieve", "urllib.urlopen", "requests.", "httpx.",
@@ -160,6 +161,10 @@ class Tracer:
                 if s[2] in ("AddAssign", "SubtractAssign") and s[1][0] in ("n", "a", "sub"):
                     name = _target_name(s[1])
                     self.score(fn, out, s[-1], loops, guards, nograd, s[3], name, self._site)
+                elif s[2] in ("MultiplyAssign", "DivideAssign") and s[1][0] in ("n", "sub") and _comparison_operand(s[3], fn):
+                    root = _target_name(s[1])  # `nll[:n] *= (stored != y)`: the answer switches the score
+                    if root and "tprob" in norm(self.flow.L(("n", root), fn)):
+                        self._typed(out, "tmask", self.flow.L(s[3], fn) | self.flow.L(("n", root), fn), fn, s[-1], loops, guards, nograd)
             elif tag == "for":
                 self.value(s[2], fn, out, s[5], loops, guards, nograd)
                 loop = Loop(s[6], "for", _names(s[1]), s[7], fn.path, s[5], fn.qual)
@@ -265,6 +270,14 @@ class Tracer:
                     merged[k] = set(self.flow.get(self.flow.key(fn, k))) | lv
         self.flow.override = merged
 
+    def _typed(self, out, kind, labels, fn, line, loops, guards, nograd) -> None:
+        """An event about the type of a value being scored; `unreported` when the statement's
+        result is none of the reported score's keys (a diagnostic computation)."""
+        info = {}
+        if self.reported is not None and not (self._site & self.reported):
+            info["unreported"] = True
+        out.append(Event(kind, frozenset(labels), fn.path, line, fn.qual, loops, guards, nograd, info=info))
+
     def _site_keys(self, s, fn) -> set:
         """The keys a statement writes: its targets, its function's return, or (for a bare call)
         the plain variables it passes (a callee may write the score into them)."""
@@ -340,6 +353,15 @@ class Tracer:
             for a in c.kwargs.values():
                 self.value(a, fn, out, line, loops, guards, nograd)
             self.call(c, fn, out, line, loops, guards, nograd)
+            last = c.attr or (c.qual or "").rsplit(".", 1)[-1]
+            if last in STACKS and c.args and c.args[0] is not None and c.args[0][0] == "u":
+                parts = [norm(self.flow.L(p, fn)) for p in c.args[0][1]]
+                if nondist_components(parts):
+                    self._typed(out, "nondist", set().union(*parts), fn, line, loops, guards, nograd)
+            elif last == "where" and len(c.args) == 3 and c.node.args and token_comparison(c.node.args[0].value, fn.all_assigns):
+                labs = [norm(self.flow.L(a, fn)) for a in c.args[1:]]
+                if any("tprob" in lab for lab in labs):
+                    self._typed(out, "tmask", set().union(*labs), fn, line, loops, guards, nograd)
         elif tag == "i":
             self.value(v[1], fn, out, line, loops, guards, nograd)
             self.value(v[2], fn, out, line, loops, guards, nograd)
@@ -354,9 +376,14 @@ class Tracer:
                 rl, rr = self.flow.L(v[2], fn), self.flow.L(v[3], fn)
                 left, right = norm(rl), norm(rr)
                 if ("tprob" in left and "tkeyed" in right) or ("tprob" in right and "tkeyed" in left):
-                    out.append(Event("mix", frozenset(rl | rr), fn.path, line, fn.qual, loops, guards, nograd))
+                    self._typed(out, "mix", rl | rr, fn, line, loops, guards, nograd)
                 elif ((_target_only_term(left, right) and _scorey(v[2])) or (_target_only_term(right, left) and _scorey(v[3]))):
-                    out.append(Event("tadj", frozenset(rl | rr), fn.path, line, fn.qual, loops, guards, nograd))
+                    self._typed(out, "tadj", rl | rr, fn, line, loops, guards, nograd)
+            elif v[1] == "Multiply":
+                for a, b in ((v[2], v[3]), (v[3], v[2])):
+                    if _comparison_operand(b, fn) and "tprob" in norm(self.flow.L(a, fn)):
+                        self._typed(out, "tmask", self.flow.L(a, fn) | self.flow.L(b, fn), fn, line, loops, guards, nograd)
+                        break
         elif tag in ("a", "t", "shift"):
             self.value(v[1], fn, out, line, loops, guards, nograd)
         elif tag == "u":
@@ -416,7 +443,7 @@ class Tracer:
             chosen = [Guard(t, pol, fn.path, line, len(loops), "if", fn.qual) for g, t, pol in choices if g is f and t is not None]
             for e in sub:
                 inner = tuple(replace(lp, ctx=(key,) + lp.ctx) for lp in e.loops)
-                info = {**e.info, "unreported": True} if dead and e.kind == "score" else e.info
+                info = {**e.info, "unreported": True} if dead and e.kind in TYPED_KINDS else e.info
                 out.append(replace(e, labels=_subst(e.labels, bound, params), loops=loops + inner,
                                    guards=guards + tuple(chosen[:1]) + tuple(_shift(g, len(loops)) for g in e.guards),
                                    nograd=e.nograd if e.nograd is not None else nograd, chain=(site,) + e.chain,
@@ -448,6 +475,27 @@ class Tracer:
                 if f.qual not in self.inlined:
                     events = events + self.memo.get(f.qual, [])
         return [replace(e, labels=_final_labels(e.labels)) for e in events]
+
+
+TYPED_KINDS = frozenset({"score", "mix", "tadj", "tmask", "nondist", "tkey", "oracle"})
+
+
+def cst_name(name: str):
+    """A libcst Name for a variable (None for a comprehension's renamed `i@123`)."""
+    import libcst as cst
+
+    return cst.Name(name) if name.isidentifier() else None
+
+
+def _comparison_operand(v, fn) -> bool:
+    """The operand is a comparison of two token tensors (a name bound to one, or a call on one)."""
+    if v is None:
+        return False
+    if v[0] == "n":
+        return token_comparison(cst_name(v[1]), fn.all_assigns)
+    if v[0] == "c":
+        return token_comparison(v[1].node, fn.all_assigns)
+    return False
 
 
 _LIKELIHOOD = frozenset({"cross_entropy", "nll_loss", "log_softmax", "logsumexp", "gather", "binary_cross_entropy"})

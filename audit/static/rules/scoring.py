@@ -1,8 +1,7 @@
 """Rules about what the scored probability may depend on (C1 lookahead, C2 normalization)."""
 from __future__ import annotations
 
-import re
-
+from audit.static.normalisation import has_normaliser
 from audit.static.program import Program
 from audit.static.rules.base import Rule
 
@@ -124,15 +123,12 @@ main(m, h, 0.5)
 
     def check(self, prog: Program) -> None:
         for _, e in prog.of("mix", "val"):
-            prog.emit(self, e)
+            if not e.info.get("unreported"):
+                prog.emit(self, e)
         for _, e in prog.of("tadj", "val"):
-            if not _has_normalizer(prog, e):
+            if not e.info.get("unreported") and not _has_normalizer(prog, e):
                 prog.emit(self, e, message="unnormalized adjustment: only the target's score is moved by a term "
                                            "computed from the target, with no normalizer over the vocabulary")
-
-
-NORMALIZERS = frozenset({"logsumexp", "log1p", "logaddexp", "log_softmax", "softmax"})
-_NORM_NAME = re.compile(r"log_?z|lse|normali[sz]|partition", re.I)
 
 
 def _has_normalizer(prog: Program, e) -> bool:
@@ -146,7 +142,7 @@ def _has_normalizer(prog: Program, e) -> bool:
     names: set = set()
     calls: set = set()
     _walk(fn.body, names, calls)
-    return bool(calls & NORMALIZERS) and (any(_NORM_NAME.search(n) for n in names) or "logsumexp" in calls or "logaddexp" in calls)
+    return has_normaliser(names, calls)
 
 
 def _walk(body, names: set, calls: set) -> None:
@@ -179,3 +175,102 @@ def _walk(body, names: set, calls: set) -> None:
                 stack.extend(p for p in v[1] if p)
             elif tag == "tuple":
                 stack.extend(p for p in v[1] if isinstance(p, tuple))
+
+
+class NonDistributionComponent(Rule):
+    """C2 (full normalized distribution): a mixture stacks per-position numbers as if each were
+    the log-probability of the target under some expert, but one of them is not a distribution
+    evaluated at the target at all: the entropy of the model's distribution (`-(p * log p)
+    .sum(-1)`), a max, a mean over the vocabulary. Mixed with logsumexp, that "expert" puts
+    exp(-H) on whatever the target is, so the mixture does not sum to one over the vocabulary.
+    Mixture weights computed from the entropy are fine: a weight multiplies a component."""
+
+    id = "PG-C2-002"
+    condition = "C2"
+    confidence = "high"
+    message = "mixture component that is not a distribution: a per-position number with no target in it is mixed as an expert"
+    VALID = [_HEAD + """
+import torch.nn.functional as F
+def main(model, counts):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            logp = F.log_softmax(model(x), -1)
+            ent = -(logp.exp() * logp).sum(-1)
+            uni = ((counts + 1) / (counts.sum() + 1024)).log()
+            experts = torch.stack([logp.gather(-1, y), uni[y]], -1)
+            w = torch.stack([ent, 1 - ent], -1).log_softmax(-1)
+            nll_sum += -(experts + w).logsumexp(-1).sum()
+    print(f"val_loss:{nll_sum}")
+main(m, c)
+"""]
+    INVALID = [(_HEAD + """
+import torch.nn.functional as F
+def main(model, counts):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            logp = F.log_softmax(model(x), -1)
+            ent = -(logp.exp() * logp).sum(-1)
+            experts = torch.stack([-logp.gather(-1, y), ent], -1)
+            nll_sum += -(-experts).logsumexp(-1).sum()
+    print(f"val_loss:{nll_sum}")
+main(m, c)
+""", 13)]
+
+    def check(self, prog: Program) -> None:
+        for _, e in prog.of("nondist", "val"):
+            if not e.info.get("unreported"):
+                prog.emit(self, e)
+
+
+class TargetGatedScore(Rule):
+    """C1 (strict causality): the score of a position is switched by comparing its target with
+    stored tokens: `nll *= (stored != y)`, `torch.where(y == hint, 0, nll)`. Whether the token's
+    loss counts is decided by looking at the answer, so the distribution it is scored under
+    depends on the target itself (a "paid prefix" that stores validation tokens and zeroes
+    their loss where they match is the plainest case). Masks against constants (padding ids)
+    are not comparisons of two token sequences and are not reported."""
+
+    id = "PG-C1-003"
+    condition = "C1"
+    confidence = "high"
+    message = "target-gated score: a position's loss is switched by comparing its target with stored tokens"
+    VALID = [_HEAD + """
+import torch.nn.functional as F
+def main(model, pad_id):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            nll = F.cross_entropy(model(x), y, reduction="none")
+            nll = nll * (y != pad_id).float()
+            nll_sum += nll.sum()
+    print(f"val_loss:{nll_sum}")
+main(m, 0)
+"""]
+    INVALID = [(_HEAD + """
+import torch.nn.functional as F
+def main(model, stored):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            nll = F.cross_entropy(model(x), y, reduction="none")
+            match = stored[i:i + 100] == y[:100]
+            nll[:100] *= (~match).float()
+            nll_sum += nll.sum()
+    print(f"val_loss:{nll_sum}")
+main(m, s)
+""", 13)]
+
+    def check(self, prog: Program) -> None:
+        for _, e in prog.of("tmask", "val"):
+            if not e.info.get("unreported"):
+                prog.emit(self, e)
