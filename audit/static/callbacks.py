@@ -110,12 +110,14 @@ def bind_params(f: Function, args: list, kwargs: dict, labels) -> dict:
 
 def parameter_bindings(modules, flow) -> dict[tuple[str, str], list[Function]]:
     """(function, parameter) -> the functions call sites pass for it (`timed(eval_val, …)`
-    binds timed's `fn` to eval_val): a call of that parameter reaches them."""
+    binds timed's `fn` to eval_val): a call of that parameter reaches them. Also fills
+    `flow.called` with every function some call site reaches directly."""
     out: dict[tuple[str, str], list[Function]] = {}
     for m in modules:
         for fn in m.functions.values():
             for c in _calls(fn.body):
                 targets, skip = flow.resolve(c, fn, higher_order=False)
+                flow.called.update(t.qual for t in targets)
                 if not targets:
                     continue
                 for i, a in enumerate(c.args):

@@ -138,6 +138,7 @@ class Flow:
                 if f.is_method and f.cls:
                     self.methods[(f.cls, f.name)] = f
         self.fparams: dict = {}
+        self.called: set[str] = set()  # functions some call site reaches (their params' names are not evidence)
         self.fparams = parameter_bindings(modules, self)
 
     # -- resolution -------------------------------------------------------------------------
@@ -231,12 +232,12 @@ class Flow:
             hint = _HINTS.get(name)
             if hint is None:
                 hint = _HINTS[name] = _name_hint(name)
-            if hint:
-                out = out | hint
+            if hint and not (name in fn.params and fn.qual in self.called):
+                out = out | hint  # a parameter's name says nothing when its callers are known
             const = self.constants.get(name) if name not in fn.locals or fn.qual == "<module>" else None
             if const is not None:
                 out = out | _string_labels(const)
-            if name in TARGET_NAMES and is_val(out):
+            if (name in TARGET_NAMES or _target_named(name)) and is_val(out):
                 out = out | {"target"}
             return out
         if tag == "a":
@@ -275,7 +276,8 @@ class Flow:
             out = left | right
             if v[1] == "Subtract":
                 out = out - {"shift", "@shift"}
-            if v[1] in HASH_OPS and (has(left, "target") or has(right, "target")) and not has(out, "tprob"):
+            if v[1] in HASH_OPS and (has(left, "target") or has(right, "target")) and not has(out, "tprob") \
+                    and (v[1] != "Multiply" or _hash_constant(v[2]) or _hash_constant(v[3])):
                 out = out | {"thash"}
             return out
         if tag == "u":
@@ -525,6 +527,27 @@ class Flow:
 
 
 _HINTS: dict[str, frozenset] = {}
+
+
+_TARGET_NAME = re.compile(r"^(y|yb|ys)(_|$)|(^|_)(tgts?|targets?|labels|next_toks?|next_tokens?)(_|$)")
+_NOT_TOKENS = re.compile(r"byte|count|cnt|len|size|mb\b|bpb|loss|time|step|mask|prob|logit|nll|lr\b", re.I)
+
+
+def _target_named(name: str) -> bool:
+    """`scored_tgt`, `all_tgt`, `y_row`, `targets_gpu`: named as the tokens being predicted."""
+    return bool(_TARGET_NAME.search(name)) and not _NOT_TOKENS.search(name)
+
+
+def _hash_constant(v) -> bool:
+    """A multiplier that makes a product a hash: a number literal (None in the IR) or an
+    UPPERCASE constant (`PRIME`, `PRIMES[k]`); `[y] * pad` repeats a list, it hashes nothing."""
+    if v is None:
+        return True
+    while v[0] in ("i", "a"):
+        v = v[1]
+        if v is None:
+            return False
+    return v[0] == "n" and v[1].lstrip("_").isupper()
 
 
 def _name_hint(name: str) -> frozenset:

@@ -23,6 +23,7 @@ from audit.static.callbacks import bind_params, callback_sites, chosen_functions
 from audit.static.flow import MUTATORS, Flow, is_val, norm, to_prior
 from audit.static.ir import Call, Function
 from audit.static.normalisation import STACKS, nondist_components, token_comparison
+from audit.static.selection import overwrites_with, score_comparison, where_select
 from audit.static.sinks import template_of
 
 NET_CALLS = ("urllib.request.urlopen", "urllib.request.urlretrieve", "urllib.urlopen", "requests.", "httpx.",
@@ -186,6 +187,13 @@ class Tracer:
                 self._merge(before)
             elif tag == "if":
                 self.value(s[2], fn, out, s[5], loops, guards, nograd)
+                sides = score_comparison(s[1], lambda n: norm(self.flow.L(("n", n), fn)))
+                if sides is not None and is_val(norm(self.flow.L(s[2], fn))) and (
+                        overwrites_with(s[3], sides[0] | sides[1])):
+                    self._site = set().union(*(self._site_keys(b, fn) for b in s[3] if b[0] in ("assign", "aug")))
+                    per_token = any(b[0] in ("assign", "aug") and b[1][0] == "sub" for b in s[3])
+                    self._typed(out, "select", self.flow.L(s[2], fn), fn, s[5], loops, guards, nograd)
+                    out[-1].info["per_token"] = per_token
                 before = dict(self.flow.override)
                 self.body(s[3], fn, out, loops, guards + (Guard(s[1], True, fn.path, s[5], len(loops), "if", fn.qual),), nograd)
                 after_then = self.flow.override
@@ -358,6 +366,10 @@ class Tracer:
                 parts = [norm(self.flow.L(p, fn)) for p in c.args[0][1]]
                 if nondist_components(parts):
                     self._typed(out, "nondist", set().union(*parts), fn, line, loops, guards, nograd)
+            elif last == "where" and len(c.args) == 3 and where_select(c.node, lambda n: norm(self.flow.L(("n", n), fn))):
+                if any(is_val(norm(self.flow.L(a, fn))) for a in c.args):
+                    self._typed(out, "select", set().union(*(self.flow.L(a, fn) for a in c.args)), fn, line, loops, guards, nograd)
+                    out[-1].info["per_token"] = True
             elif last == "where" and len(c.args) == 3 and c.node.args and token_comparison(c.node.args[0].value, fn.all_assigns):
                 labs = [norm(self.flow.L(a, fn)) for a in c.args[1:]]
                 if any("tprob" in lab for lab in labs):
@@ -477,7 +489,7 @@ class Tracer:
         return [replace(e, labels=_final_labels(e.labels)) for e in events]
 
 
-TYPED_KINDS = frozenset({"score", "mix", "tadj", "tmask", "nondist", "tkey", "oracle"})
+TYPED_KINDS = frozenset({"score", "mix", "tadj", "tmask", "nondist", "tkey", "oracle", "select"})
 
 
 def cst_name(name: str):

@@ -1,6 +1,7 @@
 """Rules about what the scored probability may depend on (C1 lookahead, C2 normalization)."""
 from __future__ import annotations
 
+from audit.findings import Severity
 from audit.static.normalisation import has_normaliser
 from audit.static.program import Program
 from audit.static.rules.base import Rule
@@ -274,3 +275,71 @@ main(m, s)
         for _, e in prog.of("tmask", "val"):
             if not e.info.get("unreported"):
                 prog.emit(self, e)
+
+
+class TargetDependentSelection(Rule):
+    """C1 (strict causality), and C4 over passes: per token, the lower of two scores is kept
+    (`if new_nll < old_nll: nll[t] = new_nll`, `torch.where(a < b, a, b)`). The lower NLL is the
+    one that put more probability on the token that actually came, so choosing it uses the
+    answer: the distribution a token is scored under is picked after seeing the token. A fixed
+    mixture of the two, or a choice made from already-scored context only, is fine."""
+
+    id = "PG-C1-004"
+    condition = "C1"
+    confidence = "high"
+    message = "target-dependent selection: per token, the lower of two scores is kept"
+    VALID = [_HEAD + """
+import torch.nn.functional as F
+def main(model_a, model_b):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            p = 0.5 * F.softmax(model_a(x), -1) + 0.5 * F.softmax(model_b(x), -1)
+            nll = -torch.log(p.gather(-1, y))
+            nll_sum += nll.sum()
+    print(f"val_loss:{nll_sum}")
+main(a, b)
+"""]
+    INVALID = [(_HEAD + """
+import torch.nn.functional as F
+def main(model_a, model_b):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            nll_a = F.cross_entropy(model_a(x), y, reduction="none")
+            nll_b = F.cross_entropy(model_b(x), y, reduction="none")
+            nll = torch.where(nll_b < nll_a, nll_b, nll_a)
+            nll_sum += nll.sum()
+    print(f"val_loss:{nll_sum}")
+main(a, b)
+""", 13), (_HEAD + """
+import torch.nn.functional as F
+def main(model, cache):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            nll = F.cross_entropy(model(x), y, reduction="none")
+            for t in range(100):
+                new_nll = -cache.logprob(x[:t + 1], y[t])
+                if new_nll < nll[t]:
+                    nll[t] = new_nll
+            nll_sum += nll.sum()
+    print(f"val_loss:{nll_sum}")
+main(m, c)
+""", 14)]
+
+    def check(self, prog: Program) -> None:
+        for _, e in prog.of("select", "val"):
+            if e.info.get("unreported"):
+                continue
+            if e.info.get("per_token"):
+                prog.emit(self, e)
+            else:  # a whole configuration (weights, temperature) picked by its validation score
+                prog.emit(self, e, severity=Severity.WARNING, message="a configuration is chosen by its validation "
+                          "score (model selection on the data it is scored on)")
