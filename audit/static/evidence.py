@@ -38,6 +38,14 @@ RUNS = re.compile(r"\b(torchrun|python3?|srun|accelerate)\b")
 ABLATION = re.compile(r"ablat|sweep|search|grid|debug|test|try|explore|baseline", re.I)
 RUNNER = re.compile(r"run|seed|submit|train|launch|repro|final|record|eval", re.I)
 
+# the run's own record of training on validation data: a command that links or copies a
+# validation shard to a training shard name, a val-only dataset or run name, the README saying so
+VAL_AS_TRAIN_CMD = re.compile(r"\b(ln|cp|mv|rsync)\b[^\n]*fineweb_val\S*\s+\S*fineweb_train")
+VAL_ONLY_NAME = re.compile(r"(?i)(val_?only|only_?val|train_?on_?val|val_?train(?!_))")
+VAL_AS_TRAIN_TEXT = re.compile(r"(?i)\bval(idation)?[- ]only training\b|\btrain(s|ing|ed)?\b[^.\n]{0,40}\b(on|pointed at|from)\b"
+                               r"[^.\n]{0,12}\bval(idation)? (shard|set|data|split|tokens)\b")
+RUN_NAME = re.compile(r"(?i)^\s*(EXPERIMENT|RUN_ID|run_id|train_loader:dataset)\s*[:=]\s*(\S+)")
+
 LOG_HEAD = 512_000
 LOG_TAIL = 1_000_000
 TEXT_CAP = 2_000_000
@@ -57,6 +65,7 @@ class Evidence:
     attrs: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # attr -> (value, file, line)
     rank: dict[str, int] = field(default_factory=dict)  # VAR -> rank of the source it came from
     log_lines: list[LogLine] = field(default_factory=list)
+    val_as_train: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line, what it shows)
     logs: list[str] = field(default_factory=list)  # the log files read
     claimed: list[float] = field(default_factory=list)  # val_bpb figures in submission.json
 
@@ -123,6 +132,9 @@ def _read_log(folder: Path, e, attr_names: set[str], ev: Evidence) -> None:
         if SOURCE_LINE.search(line) or CODE_LINE.search(line):
             continue  # source the log embeds: neither printed output nor configuration
         ev.log_lines.append(LogLine(path, i, line))
+        m = RUN_NAME.match(line) if i <= 400 else None
+        if m and VAL_ONLY_NAME.search(m.group(2)):
+            ev.val_as_train.append((path, i, "the run or its training dataset is named as validation-only"))
         if i > 400:  # configuration is echoed at the top; embedded source is not
             continue
         for m in LOG_KV.finditer(line):
@@ -154,6 +166,7 @@ def _read_script(folder: Path, e, rank: int, ev: Evidence) -> None:
             continue
         for var, value in _assignments(s):
             ev.set_env(var, value, str(e.path), i, rank)
+        _val_as_train(s, str(e.path), i, ev)
 
 
 def _read_readme(folder: Path, e, ev: Evidence) -> None:
@@ -172,6 +185,19 @@ def _read_readme(folder: Path, e, ev: Evidence) -> None:
         for part in parts:
             for var, value in _assignments(part):
                 ev.set_env(var, value, str(e.path), i, 3)
+            _val_as_train(part, str(e.path), i, ev)
+        said = VAL_AS_TRAIN_TEXT.search(s) if not parts else None
+        if said and not re.search(r"(?i)eval|test|scor|measur|report", said.group(0)) \
+                and not re.search(r"(?i)\b(no|not|never|without|instead)\b|n't", s):
+            ev.val_as_train.append((str(e.path), i, "the README says the model trained on validation data"))
+
+
+def _val_as_train(command: str, path: str, line: int, ev: Evidence) -> None:
+    if VAL_AS_TRAIN_CMD.search(command):
+        ev.val_as_train.append((path, line, "a command makes a validation shard the training shard"))
+    for var, value in _assignments(command):
+        if var in ("DATA_PATH", "DATA_DIR", "DATASET", "TRAIN_FILES") and VAL_ONLY_NAME.search(value):
+            ev.val_as_train.append((path, line, f"{var} names a validation-only dataset"))
 
 
 def _read_claims(folder: Path, ev: Evidence) -> None:

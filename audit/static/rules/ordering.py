@@ -149,6 +149,8 @@ main(m, o)
     def check(self, prog: Program) -> None:
         scores = prog.val_scores()
         for i, u in prog.val_updates():
+            if _train_loop_updates(prog, u):
+                continue  # validation data in the training loop: PG-DATA-002 reports it
             for j, s in scores:
                 loops = shared_loops(u, s)
                 if j > i and loops:
@@ -365,7 +367,7 @@ def _rescored(prog: Program, rule: Rule) -> None:
     adaptation; the later number scores it again with a model that learned from it."""
     scores = prog.val_scores()
     for i, u in prog.val_updates():
-        first = prog.covering_score(i, u)
+        first = prog.covering_score(i, u) if not _train_loop_updates(prog, u) else None
         if first is None:
             continue
         later = next((s for j, s in scores if j > i and not shared_loops(u, s) and not _exclusive(u, s)), None)
@@ -401,7 +403,7 @@ def main(model, opt, train_loader):
     loss_sum = 0.0
     with torch.no_grad():
         loss_sum += model(val_tokens)
-main(m, o, l)
+main(m, o, TokenLoader("data/fineweb_train_*.bin"))
 """, 8)]
 
     def check(self, prog: Program) -> None:
@@ -413,12 +415,12 @@ def _uncovered(prog: Program, rule: Rule, want: str) -> None:
     scores = prog.val_scores()
     covered_before = False
     for i, u in prog.val_updates():
-        if prog.covering_score(i, u) is not None:
+        in_train = _train_loop_updates(prog, u)  # a periodic eval in the training loop is no score-first TTT
+        if not in_train and prog.covering_score(i, u) is not None:
             covered_before = True
             continue
-        if any(j > i and shared_loops(u, s) for j, s in scores):
+        if not in_train and any(j > i and shared_loops(u, s) for j, s in scores):
             continue  # scored later in the same iteration: PG-C3-001 / PG-C1-002 report it
-        in_train = _train_loop_updates(prog, u)
         later = next((s for j, s in scores if j > i and not shared_loops(u, s)), None)
         if in_train:
             kind = "train"
