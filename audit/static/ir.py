@@ -257,7 +257,7 @@ class Builder:
         return name
 
     def tx(self, t) -> tuple:
-        """An assignment target: ("n", name) | ("a", attr, recv) | ("sub", target) | ("tuple", [..]).
+        """An assignment target: ("n", name) | ("a", attr, recv) | ("sub", target, index) | ("tuple", [..]).
 
         `recv` is the receiver's plain name (`self` in `self.sums = ...`) or None: the flow keys
         `self.<attr>` by class so two classes' same-named fields don't share labels."""
@@ -267,8 +267,9 @@ class Builder:
             return ("n", name)
         if isinstance(t, cst.Attribute):
             return ("a", t.attr.value, t.value.value if isinstance(t.value, cst.Name) else None)
-        if isinstance(t, cst.Subscript):
-            return ("sub", self.tx(t.value))
+        if isinstance(t, cst.Subscript):  # the index rides along: what a count table is keyed by
+            idx = [self.vx(el.slice.value) for el in t.slice if isinstance(el.slice, cst.Index)]
+            return ("sub", self.tx(t.value), ("u", tuple(i for i in idx if i is not None)) if idx else None)
         if isinstance(t, (cst.Tuple, cst.List)):
             return ("tuple", [self.tx(e.value) for e in t.elements])
         if isinstance(t, cst.StarredElement):

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from audit.static.callbacks import bind_params, callback_sites, chosen_functions
+from audit.static.count_tables import table_root_of, table_roots, table_write
 from audit.static.flow import MUTATORS, Flow, is_val, norm, to_prior
 from audit.static.ir import Call, Function
 from audit.static.normalisation import STACKS, nondist_components, token_comparison
@@ -43,6 +44,7 @@ SCOREY = re.compile(r"nll|loss|logp|bpb|bits|surpris", re.I)
 STRONG_SCORE = re.compile(r"(loss|nll)_?sum|bits|bpb|total_nll|total_loss", re.I)
 DATA_ATTR = re.compile(r"tok|data|seq|batch|ids|input|stream|window|chunk|sample|^x$|^y$|shard|file", re.I)
 NLLISH = re.compile(r"nll|logp|log_prob|bits|surpris", re.I)
+LIKELY_NAME = re.compile(r"loss|nll|bpb|bits|logp|log_prob|surpris", re.I)
 SCORE_ACC = re.compile(r"loss|nll|bpb|bits|sum|total|byte|tok|count|cnt|score|acc|n_", re.I)
 
 
@@ -97,6 +99,7 @@ class Tracer:
         self.reported = reported
         self.deps = deps
         self.sink_fns = sink_fns or set()  # functions that print a reported score themselves
+        self.table_roots = table_roots([f for m in flow.modules for f in m.functions.values()])
         self._site: set = set()  # keys the statement being traced writes (its call sites' results)
         self.memo: dict[str, list[Event]] = {}
         self.active: set[str] = set()
@@ -129,6 +132,14 @@ class Tracer:
             tag = s[0]
             if tag in ("assign", "expr", "ret", "aug"):
                 self._site = self._site_keys(s, fn)
+                written = table_write(s, fn.all_assigns) if tag != "ret" else None
+                if written is not None:  # counts of validation tokens added to a table: learned state
+                    labels = self.flow.L(written[1], fn)
+                    if tag == "aug":
+                        labels = labels | self.flow.L(s[1][2] if s[1][0] == "sub" and len(s[1]) > 2 else None, fn)
+                    if is_val(norm(labels)):
+                        out.append(Event("twrite", frozenset(labels), fn.path, s[-1], fn.qual, loops, guards, nograd,
+                                         info={"table": written[0]}))
             if tag in ("assign", "expr", "ret"):
                 v = s[2] if tag == "assign" else s[1]
                 self.value(v, fn, out, s[-1], loops, guards, nograd)
@@ -308,7 +319,7 @@ class Tracer:
         raw = self.flow.L(v, fn)
         # a score ends in the printed val_loss/val_bpb; an accumulator that only looks like one
         # (by its name) is a score whose number is not reported: it still makes a pass score-first
-        likelihood = "tprob" in raw or "@tprob" in raw or bool(name and SCORE_ACC.search(name))
+        likelihood = "tprob" in raw or "@tprob" in raw or bool(name and LIKELY_NAME.search(name))
         ends = self.reported is not None and bool(keys & self.reported) and likelihood
         accepted = ends or bool(name and SCORE_ACC.search(name))
         if accepted and is_val(norm(raw)):
@@ -319,7 +330,7 @@ class Tracer:
             detached = not (read & trained) and name not in trained
             scorey = (bool(STRONG_SCORE.search(name or "")) or any(NLLISH.search(n) for n in read)
                       or bool(read & self._nograd.get(fn.qual, set())))
-            info = {"into": name, "detached": detached and scorey}
+            info = {"into": name, "detached": detached and (scorey or ends)}
             if self.reported is not None and not ends:
                 info["unreported"] = True
             out.append(Event("score", frozenset(raw), fn.path, line, fn.qual, loops, guards, nograd, info=info))
@@ -378,6 +389,9 @@ class Tracer:
             self.value(v[1], fn, out, line, loops, guards, nograd)
             self.value(v[2], fn, out, line, loops, guards, nograd)
             raw = self.flow.L(v[2], fn)
+            root = table_root_of(v)
+            if root is not None and root in self.table_roots and is_val(norm(raw)):
+                out.append(Event("tread", frozenset(raw), fn.path, line, fn.qual, loops, guards, nograd, info={"table": root}))
             idx = norm(raw)
             if "thash" in idx and "target" in idx:
                 out.append(Event("tkey", frozenset(self.flow.L(v, fn) | raw), fn.path, line, fn.qual, loops, guards, nograd))
