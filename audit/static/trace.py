@@ -435,8 +435,10 @@ class Tracer:
             text = " ".join(a[1] for a in c.args + list(c.kwargs.values()) if a is not None and a[0] == "s")
             if NET_WORDS.search(text) or any(a is not None and a[0] == "u" and any(p and p[0] == "s" and NET_WORDS.search(p[1]) for p in a[1]) for a in c.args):
                 ev("net", (), call=q)
-        if q in DYN_CALLS:
-            ev("dyn", (), call=q)
+        if q in DYN_CALLS and not (q in ("__import__", "importlib.import_module") and c.args
+                                   and c.args[0] is not None and (c.args[0][0] == "s" or (
+                                       c.args[0][0] == "n" and c.args[0][1] not in fn.params))):
+            ev("dyn", (), call=q)  # importing a package by a literal name (or a loop over names) runs no unseen code
         tmpl = template_of(c)
         if tmpl is not None:
             ev("print", (), template=tmpl)

@@ -213,10 +213,13 @@ main(m)
 
 
 def _train_loop_updates(prog: Program, u) -> bool:
+    """The update is the training loop's own step (its data includes training shards, or it sits
+    in the function of the training step): validation data there is training on validation. An
+    evaluation with TTT called from the training loop (periodic validation) is not that."""
     if "train" in u.labels:
         return True
     for _, o in prog.of("update", "train"):
-        if shared_loops(o, u) and "val" not in o.labels:
+        if shared_loops(o, u) and "val" not in o.labels and o.fn == u.fn:
             return True
     return False
 
