@@ -154,6 +154,14 @@ class Tracer:
                         self.flow.override[r[1]] = self.flow.override[r[1]] | extra
                 if tag == "assign" and nograd:  # values computed without grad: what scoring makes
                     self._nograd.setdefault(fn.qual, set()).update(_names(s[1]))
+                step = _manual_step(v, s[1]) if tag == "assign" else None
+                if step is not None and is_val(norm(self.flow.L(step, fn))):
+                    # `bias = bias - lr * grad` with grad computed from validation targets: a
+                    # gradient step without autograd (a SLOT/ETLB bias fitted by hand)
+                    labs = self.flow.L(step, fn)
+                    out.append(Event("free", frozenset(), fn.path, s[-1], fn.qual, loops, guards, nograd))
+                    out.append(Event("update", frozenset(labs), fn.path, s[-1], fn.qual, loops, guards, nograd,
+                                     info={"via": "a hand-written gradient step"}))
                 if tag == "assign" and v is not None and v[0] == "b" and v[1] == "Add" and s[1][0] == "n":
                     if _reads(v, s[1][1]):
                         self.score(fn, out, s[-1], loops, guards, nograd, v, s[1][1], self._site)
@@ -597,6 +605,32 @@ def _names(t) -> tuple:
     if t[0] == "tuple":
         return tuple(n for e in t[1] for n in _names(e))
     return ()
+
+
+_LR = re.compile(r"(^|_)(lr|eta|step_size|learning_rate)($|_)", re.I)
+
+
+def _manual_step(v, target):
+    """The gradient of `x = x - lr * g` (maybe clamped): the value tree `g`, or None."""
+    while v is not None and v[0] == "c" and v[1].attr in ("clamp", "clamp_", "clip", "detach") and v[1].recv is not None:
+        v = v[1].recv
+    if v is None or v[0] != "b" or v[1] != "Subtract" or target[0] != "n":
+        return None
+    rhs = v[3]
+    if rhs is None or rhs[0] != "b" or rhs[1] != "Multiply":
+        return None
+    for a, g in ((rhs[2], rhs[3]), (rhs[3], rhs[2])):
+        if a is not None and any(_LR.search(n) for n in _names_read(a) | _attr_names(a)):
+            return g
+    return None
+
+
+def _attr_names(v) -> set:
+    out = set()
+    while v is not None and v[0] == "a":
+        out.add(v[2])
+        v = v[1]
+    return out
 
 
 def _root_is_name(t) -> bool:
