@@ -174,3 +174,63 @@ class Program:
             self.findings.append(new)
         elif _RANK[state] > _RANK[self.findings[old].data["state"]]:
             self.findings[old] = new  # the same place reached along a path where it is live
+
+
+_OPTIMIZER = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "LBFGS", "Muon", "Adafactor")
+
+
+def trains_local_module(prog: Program, u: Event) -> bool:
+    """The update's optimizer (built in the same function) steps only modules that function
+    creates itself (`probe = nn.Linear(...)`) and that no reported score uses: a diagnostic
+    probe on frozen activations, not the scored model (issue 9 H)."""
+    import libcst as cst
+
+    from audit.static.names import dotted
+
+    if prog.sinks is None or prog.sinks.reported_keys is None:
+        return False
+    fn = next((m.functions.get(u.fn) for m in prog.flow.modules if u.fn in m.functions), None)
+    if fn is None:
+        return False
+    roots: set[str] = set()
+    for name, nodes in fn.all_assigns.items():
+        for node in nodes:
+            if isinstance(node, cst.Call) and (dotted(node.func) or "").rsplit(".", 1)[-1] in _OPTIMIZER and node.args:
+                roots |= {n.value for n in _cst_names(node.args[0].value)}
+    if not roots:
+        return False
+    for r in roots:
+        made = fn.all_assigns.get(r, ())
+        local_module = made and all(_constructs(n) for n in made)
+        if not local_module or prog.flow.key(fn, r) in prog.sinks.reported_keys:
+            return False
+    return True
+
+
+def _cst_names(node) -> list:
+    import libcst as cst
+
+    out, stack = [], [node]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, cst.Name):
+            out.append(x)
+        elif isinstance(x, cst.Attribute):
+            stack.append(x.value)  # `probe.parameters()`: the receiver, not the method name
+        elif isinstance(x, cst.CSTNode):
+            stack.extend(x.children)
+    return out
+
+
+def _constructs(node) -> bool:
+    """`nn.Linear(d, V).to(device)`: a module built here (a capitalised constructor)."""
+    import libcst as cst
+
+    from audit.static.names import dotted
+
+    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("to", "cuda", "float", "half", "bfloat16"):
+        node = node.func.value
+    if not isinstance(node, cst.Call):
+        return False
+    last = (dotted(node.func) or "").rsplit(".", 1)[-1]
+    return last[:1].isupper()

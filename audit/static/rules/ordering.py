@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from audit.findings import EvidenceStep, Location, Severity
-from audit.static.program import Program, shared_loops
+from audit.static.program import Program, shared_loops, trains_local_module
 from audit.static.rules.base import Rule
 
 _HEAD = 'import torch\nval_tokens = load_validation_tokens("data/fineweb_val_*.bin")\n'
@@ -16,8 +16,12 @@ def _step(msg, e) -> EvidenceStep:
 
 
 def _free_in(prog: Program, u, loops) -> bool:
-    """A requires_grad tensor (a SLOT delta) created in the update's function or loop."""
+    """A requires_grad tensor (a SLOT delta) created in the update's function or loop. Parameters
+    a module creates in its `__init__` (a LoRA adapter's A and B) are a model's weights, not a
+    delta added to the scored positions' hidden states or logits."""
     for _, f in prog.of("free"):
+        if f.fn.rsplit(".", 1)[-1] == "__init__":
+            continue
         if f.fn == u.fn or (loops and shared_loops(f, u)[: len(loops)] == loops):
             return True
     return False
@@ -418,6 +422,8 @@ def _uncovered(prog: Program, rule: Rule, want: str) -> None:
     scores = prog.val_scores()
     covered_before = False
     for i, u in prog.val_updates():
+        if trains_local_module(prog, u):
+            continue  # a diagnostic probe trained on frozen activations: not the scored model
         in_train = _train_loop_updates(prog, u)  # a periodic eval in the training loop is no score-first TTT
         if not in_train and prog.covering_score(i, u) is not None:
             covered_before = True
