@@ -35,6 +35,7 @@ class Program:
     sinks: object = None  # audit.static.sinks.ScoreSinks
     _seen: dict = field(default_factory=dict)
     _printed: dict | None = None
+    shape: object = None  # audit.static.shapes.Shape, set by the PG-EVAL rules
 
     def __post_init__(self) -> None:
         if self.evidence is not None and self.sinks is not None:

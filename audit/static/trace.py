@@ -276,6 +276,8 @@ class Tracer:
                     ov.pop(n, None)
                 continue
             carried = to_prior(self.flow.get(self.flow.key(fn, n)), loop_id) if fn is not None else set()
+            if any(label.startswith(("vp:", "@vp:", "pv:")) for label in carried):
+                carried.add(f"carried:{loop_id}")  # "already scored" only by the loop's own say-so (shapes.py)
             if n in before:
                 carried |= before[n]
             elif fn is not None and n in fn.params:
@@ -447,6 +449,8 @@ class Tracer:
                                    and c.args[0] is not None and (c.args[0][0] == "s" or (
                                        c.args[0][0] == "n" and c.args[0][1] not in fn.params))):
             ev("dyn", (), call=q)  # importing a package by a literal name (or a loop over names) runs no unseen code
+        if q in NATIVE_CALLS or (q.startswith("subprocess.") and _compiles(c)):
+            ev("native", (), call=q)
         tmpl = template_of(c)
         if tmpl is not None:
             ev("print", (), template=tmpl)
@@ -605,6 +609,23 @@ def _names(t) -> tuple:
     if t[0] == "tuple":
         return tuple(n for e in t[1] for n in _names(e))
     return ()
+
+
+NATIVE_CALLS = frozenset({"ctypes.CDLL", "ctypes.cdll.LoadLibrary", "ctypes.PyDLL", "ctypes.CDLL.__call__", "cffi.FFI",
+                          "torch.utils.cpp_extension.load", "torch.utils.cpp_extension.load_inline",
+                          "numpy.ctypeslib.load_library", "np.ctypeslib.load_library"})
+_COMPILER = re.compile(r"^(gcc|g\+\+|cc|clang|nvcc|make|cmake)$|\.c$|\.cpp$|\.cu$")
+
+
+def _compiles(c: Call) -> bool:
+    """A subprocess that runs a compiler on a source file of the record."""
+    texts = []
+    for a in c.args:
+        if a is not None and a[0] == "s":
+            texts.append(a[1])
+        elif a is not None and a[0] == "u":
+            texts += [p[1] for p in a[1] if p is not None and p[0] == "s"]
+    return any(_COMPILER.search(t.strip()) for t in texts)
 
 
 _LR = re.compile(r"(^|_)(lr|eta|step_size|learning_rate)($|_)", re.I)
