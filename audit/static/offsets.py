@@ -140,3 +140,28 @@ def _mentions(e, name: str) -> bool:
             continue
         stack.extend(x.children)
     return False
+
+
+def block_slice(node, assigns: dict, k: str) -> bool:
+    """`toks[k * n : (k + 1) * n + 1]` (or `[s : s + n + 1]` with `s = k * n`): the slice of
+    iteration k is block k of size n, plus at most the one token after it. Consecutive
+    iterations' slices then share at most one position, the previous block's last target: what
+    a loop carries over from such a slice (`prev = chunk`) was scored by the earlier iteration
+    and is not scored again by this one."""
+    if not isinstance(node, cst.Subscript) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Slice):
+        return False
+    sl = node.slice[0].slice
+    lo = poly(sl.lower, assigns, {k: 1}) if sl.lower is not None else None
+    up = poly(sl.upper, assigns, {k: 1}) if sl.upper is not None else None
+    if lo is None or up is None:
+        return False
+    got = _block(lo, k)
+    if got is None or got[1] != 1:
+        return False
+    block = got[0]
+    diff = _add(up, lo, -1)
+    size = diff.pop(block, 0) if block else 0
+    const = diff.pop((), 0)
+    if diff:
+        return False
+    return (size == 1 and const <= 1) if block else (0 < const and const - got[1] <= 1)

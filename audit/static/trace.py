@@ -23,6 +23,7 @@ from audit.static.callbacks import bind_params, callback_sites, chosen_functions
 from audit.static.count_tables import table_root_of, table_roots, table_write
 from audit.static.flow import MUTATORS, Flow, is_val, norm, to_prior
 from audit.static.ir import Call, Function
+from audit.static.offsets import block_slice
 from audit.static.normalisation import STACKS, nondist_components, token_comparison
 from audit.static.selection import overwrites_with, score_comparison, where_select
 from audit.static.sinks import template_of
@@ -189,7 +190,7 @@ class Tracer:
                 self.value(s[2], fn, out, s[5], loops, guards, nograd)
                 loop = Loop(s[6], "for", _names(s[1]), s[7], fn.path, s[5], fn.qual)
                 g = guards + (Guard(s[7], True, fn.path, s[5], len(loops), "range", fn.qual),)
-                before = self._enter_loop(s[3], s[6])
+                before = self._enter_loop(s[3], s[6], _names(s[1]))
                 for n in _names(s[1]):  # "lv:ID": derived from this loop's variable (loop_order.py)
                     self.flow.override[n] = set(self.flow.L(s[2], fn)) | {f"lv:{s[6]}"}
                 saved_vars = self.flow.loopvars
@@ -250,7 +251,22 @@ class Tracer:
                     for n in _names(t):
                         ov.pop(n, None)
 
-    def _enter_loop(self, body, loop_id: int) -> dict:
+    def _blocks(self, values, fn, targets) -> bool:
+        """Every value the loop carries over is (a copy of) a name bound to block k of the
+        iteration's loop variable (offsets.block_slice): consecutive blocks do not overlap."""
+        if not values or fn is None or not targets:
+            return False
+        for v in values:
+            while v is not None and v[0] == "c" and v[1].attr in _SAME_DATA and v[1].recv is not None:
+                v = v[1].recv
+            if v is None or v[0] != "n":
+                return False
+            nodes = fn.all_assigns.get(v[1], ())
+            if not nodes or not all(any(block_slice(nd, fn.assigns, k) for k in targets) for nd in nodes):
+                return False
+        return True
+
+    def _enter_loop(self, body, loop_id: int, targets: tuple = ()) -> dict:
         """At the head of an iteration, a name the body assigns or mutates holds its value from
         before the loop or from an earlier iteration: validation tokens in the latter were
         already scored by that iteration ("vp:ID", see flow.to_prior). The body's own
@@ -276,7 +292,7 @@ class Tracer:
                     ov.pop(n, None)
                 continue
             carried = to_prior(self.flow.get(self.flow.key(fn, n)), loop_id) if fn is not None else set()
-            if any(label.startswith(("vp:", "@vp:", "pv:")) for label in carried):
+            if any(label.startswith(("vp:", "@vp:", "pv:")) for label in carried) and not self._blocks(writes.get(n), fn, targets):
                 carried.add(f"carried:{loop_id}")  # "already scored" only by the loop's own say-so (shapes.py)
             if n in before:
                 carried |= before[n]
