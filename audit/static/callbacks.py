@@ -120,6 +120,7 @@ def parameter_bindings(modules, flow) -> dict[tuple[str, str], list[Function]]:
                 flow.called.update(t.qual for t in targets)
                 if not targets:
                     continue
+                _record_arguments(c, fn, targets, skip, flow)
                 for i, a in enumerate(c.args):
                     fs = function_values(a, fn, flow)
                     if not fs:
@@ -136,6 +137,21 @@ def parameter_bindings(modules, flow) -> dict[tuple[str, str], list[Function]]:
                             got = out.setdefault((t.qual, k), [])
                             got += [f for f in fs if f not in got]
     return out
+
+
+def _record_arguments(c: Call, fn: Function, targets, skip: int, flow) -> None:
+    """flow.param_args[(callee, param)] += (caller, the argument's libcst expression, or None when
+    the site leaves the parameter at its default): constants a flag guard reads through a
+    parameter (`evaluate(model, use_slot=args.slot_enabled)`) come from here."""
+    positional = [a.value for a in c.node.args if a.keyword is None and a.star == ""]
+    keywords = {a.keyword.value: a.value for a in c.node.args if a.keyword is not None}
+    if any(a.star for a in c.node.args):
+        return
+    for t in targets:
+        params = t.params[skip:] if skip and t.params and t.params[0] in ("self", "cls") else t.params
+        for i, p in enumerate(params):
+            node = positional[i] if i < len(positional) else keywords.get(p)
+            flow.param_args.setdefault((t.qual, p), []).append((fn, node))
 
 
 def _calls(body):

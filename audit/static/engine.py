@@ -167,8 +167,8 @@ def audit_source(text: str, path: str, folder: Path | None = None, evidence_fold
     score = ScoreSinks(flow, list(functions.values()), evidence)
     events = Tracer(flow, reported=score.reported_keys, deps=score.deps, sink_fns=score.sink_fns).program(
         irs[0].functions["<module>"], list(irs[0].functions.values()))
-    prog = Program(path, events, flow, FlagEval(class_attrs, constants, None, functions),
-                   FlagEval(class_attrs, constants, evidence, functions) if evidence is not None else None,
+    prog = Program(path, events, flow, FlagEval(class_attrs, constants, None, functions, flow.param_args),
+                   FlagEval(class_attrs, constants, evidence, functions, flow.param_args) if evidence is not None else None,
                    decoded_note=decoded_note, sinks=score)
     for rule_cls in RULES.values():
         rule_cls().check(prog)

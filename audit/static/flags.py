@@ -22,17 +22,20 @@ class _Unknown:
 
 
 UNKNOWN = _Unknown()
+LAUNCHER_VARS = frozenset({"WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
+                           "MASTER_PORT", "NODE_RANK"})
 
 
 class FlagEval:
     """Evaluate guard expressions under the defaults, or under the record's evidence."""
 
     def __init__(self, class_attrs: dict[str, cst.BaseExpression], constants: dict[str, str],
-                 evidence: Evidence | None = None, functions: dict | None = None):
+                 evidence: Evidence | None = None, functions: dict | None = None, param_args: dict | None = None):
         self.class_attrs = class_attrs
         self.constants = constants
         self.evidence = evidence
         self.functions = functions or {}  # qual -> Function, for locals like `use_slot = args.slot_enabled`
+        self.param_args = param_args or {}  # (function, param) -> call sites' arguments (flow.param_args)
         self._fn = None
         self.used: list[tuple[str, str, int, str]] = []  # evidence consulted: (what, file, line, value)
         self.observed: dict = {}  # (function, expression text) -> (value, log, line): printed inline tests
@@ -58,6 +61,8 @@ class FlagEval:
                 if v in f.assigns:
                     node = f.assigns[v]
                     return UNKNOWN if node is None else self.value(node, depth + 1)
+                if v in f.params:
+                    return self._parameter(f, v, depth)
                 f = f.parent
             return UNKNOWN
         if isinstance(node, (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)):
@@ -74,9 +79,16 @@ class FlagEval:
             return UNKNOWN
         if isinstance(node, cst.Call):
             fname = dotted(node.func) or ""
+            module = self.functions.get("<module>")
+            if isinstance(node.func, cst.Name) and module is not None:
+                alias = module.assigns.get(node.func.value)  # `_E = os.environ.get`
+                if isinstance(alias, (cst.Attribute, cst.Name)):
+                    fname = dotted(alias) or fname
             args = [a.value for a in node.args if a.keyword is None]
             if fname.endswith(("environ.get", "getenv")) and args:
                 key = self.value(args[0], depth + 1)
+                if key in LAUNCHER_VARS:  # set by torchrun at run time, not a setting of the record
+                    return UNKNOWN
                 default = self.value(args[1], depth + 1) if len(args) > 1 else None
                 if isinstance(key, str) and self.evidence is not None and key in self.evidence.env:
                     val, f, ln = self.evidence.env[key]
@@ -132,7 +144,8 @@ class FlagEval:
                 return {"Equal": lambda a, b: a == b, "NotEqual": lambda a, b: a != b, "GreaterThan": lambda a, b: a > b,
                         "LessThan": lambda a, b: a < b, "GreaterThanEqual": lambda a, b: a >= b,
                         "LessThanEqual": lambda a, b: a <= b, "In": lambda a, b: a in b,
-                        "NotIn": lambda a, b: a not in b}[op](left, right)
+                        "NotIn": lambda a, b: a not in b, "Is": lambda a, b: a is b,
+                        "IsNot": lambda a, b: a is not b}[op](left, right)
             except (KeyError, TypeError):
                 return UNKNOWN
         if isinstance(node, cst.IfExp):
@@ -141,6 +154,28 @@ class FlagEval:
                 return UNKNOWN
             return self.value(node.body if t else node.orelse, depth + 1)
         return UNKNOWN
+
+    def _parameter(self, f, name: str, depth: int):
+        """A parameter's value when every call site passes the same known value (or leaves the
+        same known default): `evaluate(model, use_slot=args.slot_enabled)`."""
+        sites = self.param_args.get((f.qual, name))
+        if not sites:
+            return UNKNOWN
+        values = []
+        saved = self._fn
+        try:
+            for caller, node in sites:
+                if node is None:
+                    node, self._fn = f.defaults.get(name), f
+                else:
+                    self._fn = caller
+                values.append(UNKNOWN if node is None else self.value(node, depth + 1))
+        finally:
+            self._fn = saved
+        first = values[0]
+        if first is UNKNOWN or any(v is UNKNOWN or v != first for v in values[1:]):
+            return UNKNOWN
+        return first
 
     def guard_open(self, test, polarity: bool, kind: str = "if", fn: str = ""):
         """True/False/UNKNOWN: does execution pass this guard?"""

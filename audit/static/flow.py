@@ -83,7 +83,8 @@ KEEP_SPECIAL = frozenset({"long", "int", "to", "view", "reshape", "flatten", "cu
                           "abs", "neg", "type", "view_as", "expand", "expand_as", "log1p", "sqrt", "max", "maximum",
                           "astype", "minimum", "min", "where", "clip", "copy", "float32", "float64", "int64", "uint64",
                           "array", "asarray", "sum", "mean", "pow", "reciprocal", "cat", "stack", "concatenate",
-                          "hstack", "vstack", "column_stack", "softmax", "log_softmax", "amax", "nansum", "neg"})
+                          "hstack", "vstack", "column_stack", "softmax", "log_softmax", "amax", "nansum", "neg",
+                          "logsumexp", "logaddexp"})
 STOP_CALLS = frozenset({"len", "isinstance", "print", "type", "id", "hasattr", "callable", "log0", "logger.info",
                         "time.time", "time.perf_counter", "numel", "dim", "size"})
 MUTATORS = frozenset({"append", "extend", "copy_", "add_", "insert", "update", "put", "index_add_", "scatter_add_",
@@ -139,6 +140,7 @@ class Flow:
                     self.methods[(f.cls, f.name)] = f
         self.fparams: dict = {}
         self.called: set[str] = set()  # functions some call site reaches (their params' names are not evidence)
+        self.param_args: dict = {}  # (function, param) -> [(caller, argument expression or None)]
         self.fparams = parameter_bindings(modules, self)
 
     # -- resolution -------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class Function:
     assigns: dict = field(default_factory=dict)  # name -> its only assigned expression (None: several)
     all_assigns: dict = field(default_factory=dict)  # name -> every expression assigned to it
     param_types: dict = field(default_factory=dict)  # param -> class name its annotation names
+    defaults: dict = field(default_factory=dict)  # param -> its default value (libcst expression)
 
 
 def _annotated_class(node) -> str | None:
@@ -208,6 +209,11 @@ class Builder:
                     name = t.target.value
                     fn.assigns[name] = s.value if name not in fn.assigns else None
                     fn.all_assigns.setdefault(name, []).append(s.value)
+                elif isinstance(tt, (cst.Tuple, cst.List)) and isinstance(s.value, (cst.Tuple, cst.List)) \
+                        and len(tt.elements) == len(s.value.elements):  # `x, y = a[:-1], a[1:]`
+                    for te, ve in zip(tt.elements, s.value.elements):
+                        if isinstance(te.value, cst.Name):
+                            fn.all_assigns.setdefault(te.value.value, []).append(ve.value)
             if fn.qual == "<module>" and len(s.targets) == 1 and isinstance(s.targets[0].target, cst.Name):
                 lit = _lit(s.value)
                 if isinstance(lit, str):
@@ -337,6 +343,8 @@ class Builder:
         fn = Function(qual, name, params, [], self.path, line, set(params), is_method=cls is not None, cls=cls,
                       parent=self._fn if self._fn is not None and not self._fn.name.startswith("<") else None)
         for p in (*s.params.posonly_params, *s.params.params, *s.params.kwonly_params):
+            if p.default is not None:
+                fn.defaults[p.name.value] = p.default
             t = _annotated_class(p.annotation.annotation) if p.annotation is not None else None
             if t is not None:
                 fn.param_types[p.name.value] = t

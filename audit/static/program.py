@@ -14,6 +14,14 @@ from audit.static.trace import Event
 _RANK = {"dormant": 0, "live": 1, "enabled": 2}
 
 
+def _unique(items) -> list:
+    out = []
+    for x in items:
+        if x not in out:
+            out.append(x)
+    return out
+
+
 def shared_loops(a: Event, b: Event) -> tuple:
     n = 0
     for x, y in zip(a.loops, b.loops):
@@ -36,6 +44,7 @@ class Program:
     _seen: dict = field(default_factory=dict)
     _printed: dict | None = None
     shape: object = None  # audit.static.shapes.Shape, set by the PG-EVAL rules
+    _states: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.evidence is not None and self.sinks is not None:
@@ -114,13 +123,29 @@ class Program:
         return EvidenceStep("the log has a line only this branch prints", Location(where[0], where[1]))
 
     def state(self, e: Event) -> tuple[str, list[EvidenceStep]]:
-        """'live', 'dormant' (a guard is off by default) or 'enabled' (off by default, on by evidence)."""
+        """'live', 'dormant' (a guard is off in the run: off by default and nothing turns it on,
+        or the record's own evidence turns it off) or 'enabled' (off by default, on by evidence).
+        Cached per event: rules ask about the same events many times."""
+        key = id(e)
+        got = self._states.get(key)
+        if got is None:
+            got = self._states[key] = self._state(e)
+        return got
+
+    def _state(self, e: Event) -> tuple[str, list[EvidenceStep]]:
         closed = [g for g in e.guards if self.defaults.guard_open(g.test, g.polarity, g.kind, g.fn) is False]
+        ev = self.evidence
+        by_print = {id(g): self._opened_by_print(g) for g in e.guards}
+        if ev is not None:
+            ev.used.clear()
+            off = [g for g in e.guards if by_print[id(g)] is None
+                   and ev.guard_open(g.test, g.polarity, g.kind, g.fn) is False and g not in closed]
+            if off:  # on by default, off in the run that produced the logs
+                steps = [EvidenceStep(f"the record's run turns it off: {w}={v}", Location(f, ln)) for w, f, ln, v in _unique(ev.used)]
+                return "dormant", steps or [EvidenceStep("guard off in the record's run", Location(g.path, g.line)) for g in off]
         if not closed:
             return "live", []
-        by_print = {id(g): self._opened_by_print(g) for g in e.guards}
-        if self.evidence is not None or any(by_print.values()):
-            ev = self.evidence
+        if ev is not None or any(by_print.values()):
             if ev is not None:
                 ev.used.clear()
             opened = [g for g in closed if by_print[id(g)] is not None or (ev is not None and ev.guard_open(g.test, g.polarity, g.kind, g.fn) is True)]
@@ -128,11 +153,8 @@ class Program:
             if ev is None:
                 still = [g for g in closed if by_print[id(g)] is None]
             if opened and not still:
-                seen = []
-                for used in (ev.used if ev is not None else []):
-                    if used not in seen:
-                        seen.append(used)
-                steps = [EvidenceStep(f"guard off by default, on in the record: {w}={v}", Location(f, ln)) for w, f, ln, v in seen]
+                steps = [EvidenceStep(f"guard off by default, on in the record: {w}={v}", Location(f, ln))
+                         for w, f, ln, v in _unique(ev.used if ev is not None else [])]
                 steps += [by_print[id(g)] for g in opened if by_print[id(g)] is not None]
                 return "enabled", steps
         steps = [EvidenceStep("guard off by default", Location(g.path, g.line)) for g in closed]
@@ -161,7 +183,9 @@ class Program:
         confidence = rule.confidence
         if state == "dormant" and sev is Severity.ERROR:
             sev = Severity.WARNING
-            msg = f"dormant (behind a flag that is off by default): {msg}"
+            off_in_run = any("turns it off" in s.message or "off in the record" in s.message for s in gsteps)
+            msg = (f"dormant (behind a flag the record's run turns off): {msg}" if off_in_run
+                   else f"dormant (behind a flag that is off by default): {msg}")
         elif state == "enabled":
             msg = f"{msg} (behind a flag the record turns on)"
         steps += gsteps

@@ -192,6 +192,8 @@ class Deps:
                         t = t[1]
                     if t[0] == "n" and t[1] in params:
                         out.add(t[1])
+                elif tag == "aug" and s[1][0] == "n" and s[1][1] in params:
+                    out.add(s[1][1])  # `loss_sum += x` on a tensor argument adds in place
                 elif tag == "expr" and s[1] is not None and s[1][0] == "c":
                     c = s[1][1]
                     if c.attr in MUTATORS and c.recv is not None:

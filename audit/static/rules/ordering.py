@@ -430,7 +430,7 @@ def _uncovered(prog: Program, rule: Rule, want: str) -> None:
             continue
         if not in_train and any(j > i and shared_loops(u, s) for j, s in scores):
             continue  # scored later in the same iteration: PG-C3-001 / PG-C1-002 report it
-        later = next((s for j, s in scores if j > i and not shared_loops(u, s)), None)
+        later = next((s for j, s in scores if j > i and not shared_loops(u, s) and not _exclusive(u, s)), None)
         if in_train:
             kind = "train"
         elif later is None:
