@@ -50,10 +50,17 @@ def test_every_rule_has_examples_and_rationale():
         assert len(cls.rationale()) > 40, rid
 
 
-FIXTURE_FILES = sorted(FIXTURES.glob("*.py"))
+# single programs, and record folders (code with its README, run scripts and logs) for the rules
+# that read run evidence; a fixture's kind comes from its name: legal_ must PASS with no error,
+# review_ must be REVIEW, known_ documents honest gaps, anything else must FAIL
+FIXTURE_FILES = sorted(FIXTURES.glob("*.py")) + sorted(FIXTURES.glob("records/*/train_gpt.py"))
 
 
-@pytest.mark.parametrize("path", FIXTURE_FILES, ids=[p.stem for p in FIXTURE_FILES])
+def _fixture_name(path: Path) -> str:
+    return path.parent.name if path.parent.parent.name == "records" else path.stem
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=[_fixture_name(p) for p in FIXTURE_FILES])
 def test_annotated_fixture(path):
     result = audit_file(path)
     by_rule: dict[str, set[int]] = {}
@@ -73,10 +80,16 @@ def test_annotated_fixture(path):
         for rid, dline in DECODED.findall(line):
             decoded = {f.location.line for f in result.findings if f.rule_id == rid and f.location.path.endswith("#decoded")}
             assert int(dline) in decoded, f"{rid} expected at decoded line {dline}, got {sorted(decoded)}"
-    if path.stem.startswith("known_"):
+    name = _fixture_name(path)
+    if name.startswith("known_"):
         return  # honest gaps: documented with `# known-miss`, nothing asserted
-    if path.stem.startswith("legal_"):
+    if name.startswith("legal_"):
         assert result.verdict is Verdict.PASS, [f.to_dict() for f in result.findings]
+        assert not [f for f in result.findings if f.severity is Severity.ERROR]
+        shapes = [f for f in result.findings if f.rule_id == "PG-EVAL-001"]
+        assert len(shapes) == 1 and shapes[0].message.startswith("legal shape: "), "a PASS names its legal shape"
+    elif name.startswith("review_"):
+        assert expected_any and result.verdict is Verdict.REVIEW, [f.to_dict() for f in result.findings]
         assert not [f for f in result.findings if f.severity is Severity.ERROR]
     else:
         assert expected_any and result.verdict is Verdict.FAIL

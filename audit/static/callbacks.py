@@ -30,7 +30,10 @@ def function_values(v, fn: Function, flow) -> list[Function]:
         name = v[1]
         if name in fn.params:  # a parameter: whatever the callers pass (resolved separately)
             return []
-        return [f for f in flow.scoped(name, fn)]
+        direct = [f for f in flow.scoped(name, fn)]
+        if direct or name not in fn.assigns:
+            return direct
+        return [f for f, _, _ in _cst_functions(fn.assigns.get(name), fn, flow)]  # `run = partial(evaluate, m)`
     if v[0] == "a" and v[1] is not None and v[1][0] == "n":
         recv, attr = v[1][1], v[2]
         cls = fn.cls if recv == "self" and fn.is_method else flow.types.get(flow.key(fn, recv))
@@ -47,12 +50,17 @@ def chosen_functions(c: Call, fn: Function, flow) -> list[tuple[Function, object
     """A call of a local bound once to functions: `eval_fn = eval_ttt if args.ttt else eval_sw;
     eval_fn(...)`, `score = functools.partial(eval_val, args); score(model)`. Each comes with the
     conditional test that chose it (None) and the branch (for the tracer's guards)."""
-    import libcst as cst
-
     q = c.qual
     if q is None or c.attr is not None or "." in q or q in fn.params:
         return []
-    node = fn.assigns.get(q)
+    return _cst_functions(fn.assigns.get(q), fn, flow)
+
+
+def _cst_functions(node, fn: Function, flow) -> list[tuple[Function, object, bool]]:
+    """The functions a libcst expression denotes (a def's name, `a if c else b`, a partial,
+    `self.method`), each with the conditional test that chose it and the branch."""
+    import libcst as cst
+
     if node is None:
         return []
     out: list = []

@@ -22,14 +22,15 @@ from audit.static.ir import Call
 from audit.static.names import dotted
 
 _STATEMENTS = frozenset({"assign", "aug", "expr", "ret", "for", "while", "if", "with", "block", "def", "class"})
+_VIEWS = frozenset({"view", "reshape", "flatten", "ravel", "view_as", "contiguous"})
 COUNT_CALLS = frozenset({"bincount", "ones", "ones_like", "full", "full_like", "histc", "unique_consecutive"})
 SCATTER = frozenset({"scatter_add_", "index_add_", "index_put_", "put_", "scatter_reduce_"})
 
 
 def _root(v):
     """The table a subscript or method call writes to: ("n", name) or ("a", attr)."""
-    while v is not None and v[0] in ("i", "t", "sub"):
-        v = v[1]
+    while v is not None and (v[0] in ("i", "t", "sub") or (v[0] == "c" and v[1].attr in _VIEWS and v[1].recv is not None)):
+        v = v[1].recv if v[0] == "c" else v[1]
     if v is None:
         return None
     if v[0] == "n":

@@ -209,11 +209,15 @@ class Builder:
                     name = t.target.value
                     fn.assigns[name] = s.value if name not in fn.assigns else None
                     fn.all_assigns.setdefault(name, []).append(s.value)
-                elif isinstance(tt, (cst.Tuple, cst.List)) and isinstance(s.value, (cst.Tuple, cst.List)) \
-                        and len(tt.elements) == len(s.value.elements):  # `x, y = a[:-1], a[1:]`
-                    for te, ve in zip(tt.elements, s.value.elements):
+                elif isinstance(tt, (cst.Tuple, cst.List)):
+                    pairs = isinstance(s.value, (cst.Tuple, cst.List)) and len(tt.elements) == len(s.value.elements)
+                    for k, te in enumerate(tt.elements):  # `x, y = a[:-1], a[1:]`; `a, b = f()`
                         if isinstance(te.value, cst.Name):
-                            fn.all_assigns.setdefault(te.value.value, []).append(ve.value)
+                            name = te.value.value
+                            ve = s.value.elements[k].value if pairs else None
+                            fn.assigns[name] = ve if name not in fn.assigns and ve is not None else None
+                            if ve is not None:
+                                fn.all_assigns.setdefault(name, []).append(ve)
             if fn.qual == "<module>" and len(s.targets) == 1 and isinstance(s.targets[0].target, cst.Name):
                 lit = _lit(s.value)
                 if isinstance(lit, str):

@@ -51,6 +51,8 @@ class Deps:
                 targets, _ = self.flow.resolve(c, fn)
                 for f in targets:
                     out.add(("r", f.qual))
+                if c.attr is None and c.qual and "." not in c.qual and not targets:
+                    out.add(self.flow.key(fn, c.qual))  # an object called (`lora(h)`): its state feeds the result
                 stack.extend(c.args)
                 stack.extend(c.kwargs.values())
                 stack.append(c.recv)

@@ -495,7 +495,7 @@ class Tracer:
             site = (fn.path, line, f"calls {f.qual}()")
             params = set(f.params)
             key = id(c.node)
-            dead = self._dead_site(f, site_keys)
+            dead = f in targets and self._dead_site(f, site_keys)  # a callback's result flows through its helper
             chosen = [Guard(t, pol, fn.path, line, len(loops), "if", fn.qual) for g, t, pol in choices if g is f and t is not None]
             for e in sub:
                 inner = tuple(replace(lp, ctx=(key,) + lp.ctx) for lp in e.loops)
