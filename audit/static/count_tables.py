@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from audit.static.ir import Call
+from audit.static.ir import Call, value_nodes
 from audit.static.names import dotted
 
 _STATEMENTS = frozenset({"assign", "aug", "expr", "ret", "for", "while", "if", "with", "block", "def", "class"})
@@ -41,20 +41,7 @@ def _root(v):
 
 
 def _calls(v):
-    stack = [v]
-    while stack:
-        x = stack.pop()
-        if not isinstance(x, tuple) or not x:
-            continue
-        if x[0] == "c" and isinstance(x[1], Call):
-            yield x[1]
-            stack.extend(x[1].args)
-            stack.extend(x[1].kwargs.values())
-            stack.append(x[1].recv)
-        elif x[0] == "u":
-            stack.extend(x[1])
-        else:
-            stack.extend(p for p in x[1:] if isinstance(p, tuple))
+    return (x[1] for x in value_nodes(v) if x[0] == "c")
 
 
 def _last(c: Call) -> str:
@@ -73,21 +60,7 @@ def _counts(value, assigns: dict) -> bool:
 
 
 def _names(v) -> set:
-    out, stack = set(), [v]
-    while stack:
-        x = stack.pop()
-        if not isinstance(x, tuple) or not x:
-            continue
-        if x[0] == "n":
-            out.add(x[1])
-        elif x[0] == "c" and isinstance(x[1], Call):
-            stack.extend(x[1].args)
-            stack.append(x[1].recv)
-        elif x[0] == "u":
-            stack.extend(x[1])
-        else:
-            stack.extend(p for p in x[1:] if isinstance(p, tuple))
-    return out
+    return {x[1] for x in value_nodes(v) if x[0] == "n"}
 
 
 def table_write(s, assigns: dict | None = None) -> tuple | None:

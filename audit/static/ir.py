@@ -510,3 +510,45 @@ def _expr_children(e) -> list:
 
 def build_module(module: cst.Module, path: str, positions, aliases) -> ModuleIR:
     return Builder(module, path, positions, aliases).build()
+
+
+def value_nodes(v):
+    """Every node of a value tree, outermost first: a call's receiver, arguments and keyword
+    values, the parts of unions, the bases and indices of attributes, subscripts and operators.
+    The one walk the analyses share (slice keys, call sites, count tables, selections)."""
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if not isinstance(x, tuple) or not x:
+            continue
+        yield x
+        tag = x[0]
+        if tag == "c":
+            c = x[1]
+            stack.extend(c.args)
+            stack.extend(c.kwargs.values())
+            stack.append(c.recv)
+        elif tag in ("a", "t", "shift"):
+            stack.append(x[1])
+        elif tag == "i":
+            stack.extend((x[1], x[2]))
+        elif tag == "b":
+            stack.extend((x[2], x[3]))
+        elif tag == "u":
+            stack.extend(x[1])
+        elif tag == "walrus":
+            stack.append(x[2])
+
+
+def sub_bodies(s) -> tuple:
+    """The nested statement lists of one IR statement (loop/if bodies, with, try blocks)."""
+    tag = s[0]
+    if tag in ("for", "if"):
+        return (s[3], s[4])
+    if tag == "while":
+        return (s[2],)
+    if tag == "with":
+        return (s[3],)
+    if tag == "block":
+        return (s[1],)
+    return ()

@@ -16,6 +16,8 @@ import re
 
 import libcst as cst
 
+from audit.static.ir import value_nodes
+
 ORDERING = (cst.LessThan, cst.GreaterThan, cst.LessThanEqual, cst.GreaterThanEqual)
 NLLISH = re.compile(r"nll|logp|log_prob|loss|lp\b|_lp|bpb|surpris", re.I)
 
@@ -57,23 +59,7 @@ def overwrites_with(body, names: set) -> bool:
 
 
 def _reads_any(v, names: set) -> bool:
-    stack = [v]
-    while stack:
-        x = stack.pop()
-        if not isinstance(x, tuple) or not x:
-            continue
-        if x[0] == "n" and x[1] in names:
-            return True
-        if x[0] == "c":
-            c = x[1]
-            stack.extend(c.args)
-            stack.extend(c.kwargs.values())
-            stack.append(c.recv)
-        elif x[0] == "u":
-            stack.extend(x[1])
-        else:
-            stack.extend(p for p in x[1:] if isinstance(p, tuple))
-    return False
+    return any(x[0] == "n" and x[1] in names for x in value_nodes(v))
 
 
 def where_select(call_node, labels_of) -> bool:

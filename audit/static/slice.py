@@ -15,7 +15,7 @@ Keys are those of audit.static.flow (`("l", function, name)`, `("g", name)`, `("
 from __future__ import annotations
 
 from audit.static.flow import MUTATORS, Flow
-from audit.static.ir import Call, Function
+from audit.static.ir import Call, Function, sub_bodies, value_nodes
 
 
 class Deps:
@@ -33,11 +33,7 @@ class Deps:
     # -- keys a value tree reads ----------------------------------------------------------------
     def keys(self, v, fn: Function) -> set:
         out: set = set()
-        stack = [v]
-        while stack:
-            x = stack.pop()
-            if x is None:
-                continue
+        for x in value_nodes(v):
             tag = x[0]
             if tag == "n":
                 out.add(self.flow.key(fn, x[1]))
@@ -45,7 +41,6 @@ class Deps:
                     out.update(("r", f.qual) for f in self.flow.scoped(x[1], fn))
             elif tag == "a":
                 out.add(("a", x[2]))
-                stack.append(x[1])
             elif tag == "c":
                 c: Call = x[1]
                 targets, _ = self.flow.resolve(c, fn)
@@ -53,19 +48,6 @@ class Deps:
                     out.add(("r", f.qual))
                 if c.attr is None and c.qual and "." not in c.qual and not targets:
                     out.add(self.flow.key(fn, c.qual))  # an object called (`lora(h)`): its state feeds the result
-                stack.extend(c.args)
-                stack.extend(c.kwargs.values())
-                stack.append(c.recv)
-            elif tag in ("t", "shift"):
-                stack.append(x[1])
-            elif tag == "i":
-                stack.extend((x[1], x[2]))
-            elif tag == "b":
-                stack.extend((x[2], x[3]))
-            elif tag == "u":
-                stack.extend(x[1])
-            elif tag == "walrus":
-                stack.append(x[2])
         return out
 
     def target_keys(self, t, fn: Function) -> set:
@@ -145,41 +127,19 @@ class Deps:
 
     def _calls(self, v, fn: Function) -> None:
         """Parameters from arguments; arguments from the parameters a callee writes into."""
-        stack = [v]
-        while stack:
-            x = stack.pop()
-            if x is None:
+        for x in value_nodes(v):
+            if x[0] != "c":
                 continue
-            tag = x[0]
-            if tag == "c":
-                c: Call = x[1]
-                targets, skip = self.flow.resolve(c, fn)
-                for f in targets:
-                    params = f.params[skip:] if skip and f.params and f.params[0] in ("self", "cls") else f.params
-                    mutated = self.writes_param.get(f.qual, ())
-                    for i, a in enumerate(c.args):
-                        if i < len(params):
-                            self._add({("l", f.qual, params[i])}, self.keys(a, fn))
-                            if params[i] in mutated and a is not None and a[0] in ("n", "a"):
-                                self._add(self.keys(a, fn), {("l", f.qual, params[i])})
-                    for k, a in c.kwargs.items():
-                        if k in f.params:
-                            self._add({("l", f.qual, k)}, self.keys(a, fn))
-                            if k in mutated and a is not None and a[0] in ("n", "a"):
-                                self._add(self.keys(a, fn), {("l", f.qual, k)})
-                stack.extend(c.args)
-                stack.extend(c.kwargs.values())
-                stack.append(c.recv)
-            elif tag in ("a", "t", "shift"):
-                stack.append(x[1])
-            elif tag == "i":
-                stack.extend((x[1], x[2]))
-            elif tag == "b":
-                stack.extend((x[2], x[3]))
-            elif tag == "u":
-                stack.extend(x[1])
-            elif tag == "walrus":
-                stack.append(x[2])
+            c: Call = x[1]
+            targets, skip = self.flow.resolve(c, fn)
+            for f in targets:
+                params = f.params[skip:] if skip and f.params and f.params[0] in ("self", "cls") else f.params
+                mutated = self.writes_param.get(f.qual, ())
+                passed = list(zip(params, c.args)) + [(k, a) for k, a in c.kwargs.items() if k in f.params]
+                for p, a in passed:
+                    self._add({("l", f.qual, p)}, self.keys(a, fn))
+                    if p in mutated and a is not None and a[0] in ("n", "a"):
+                        self._add(self.keys(a, fn), {("l", f.qual, p)})
 
     def _mutated_params(self, f: Function) -> None:
         params = set(f.params)
@@ -202,7 +162,7 @@ class Deps:
                         r = self.flow.root(c.recv)
                         if r is not None and r[0] == "n" and r[1] in params:
                             out.add(r[1])
-                for sub in _sub_bodies(s):
+                for sub in sub_bodies(s):
                     walk(sub)
 
         walk(f.body)
@@ -220,19 +180,6 @@ class Deps:
                     seen.add(d)
                     stack.append(d)
         return seen
-
-
-def _sub_bodies(s) -> tuple:
-    tag = s[0]
-    if tag in ("for", "if"):
-        return (s[3], s[4])
-    if tag == "while":
-        return (s[2],)
-    if tag == "with":
-        return (s[3],)
-    if tag == "block":
-        return (s[1],)
-    return ()
 
 
 def cst_keys(expr, fn: Function, flow: Flow) -> set:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from audit.static.callbacks import bind_params, callback_sites, chosen_functions
 from audit.static.count_tables import table_root_of, table_roots, table_write
 from audit.static.flow import MUTATORS, Flow, is_val, norm, to_prior
-from audit.static.ir import Call, Function
+from audit.static.ir import Call, Function, sub_bodies, value_nodes
 from audit.static.offsets import block_slice
 from audit.static.normalisation import STACKS, nondist_components, token_comparison
 from audit.static.selection import overwrites_with, score_comparison, where_select
@@ -714,31 +714,7 @@ def _mentions(c: Call, pat) -> bool:
 
 
 def _names_read(v) -> set:
-    out: set = set()
-    stack = [v]
-    while stack:
-        x = stack.pop()
-        if x is None:
-            continue
-        tag = x[0]
-        if tag == "n":
-            out.add(x[1])
-        elif tag == "c":
-            c = x[1]
-            stack.extend(c.args)
-            stack.extend(c.kwargs.values())
-            stack.append(c.recv)
-        elif tag in ("a", "t", "shift"):
-            stack.append(x[1])
-        elif tag == "i":
-            stack.extend((x[1], x[2]))
-        elif tag == "b":
-            stack.extend((x[2], x[3]))
-        elif tag == "u":
-            stack.extend(x[1])
-        elif tag == "walrus":
-            stack.append(x[2])
-    return out
+    return {x[1] for x in value_nodes(v) if x[0] == "n"}
 
 
 def _collect_backward(body, out: set) -> None:
@@ -754,20 +730,6 @@ def _collect_backward(body, out: set) -> None:
             if target not in out and _names_read(v) & out:
                 out.add(target)
                 changed = True
-
-
-def _sub_bodies(s) -> tuple:
-    """The nested statement lists of one IR statement (loop/if bodies, with, try blocks)."""
-    tag = s[0]
-    if tag in ("for", "if"):
-        return (s[3], s[4])
-    if tag == "while":
-        return (s[2],)
-    if tag == "with":
-        return (s[3],)
-    if tag == "block":
-        return (s[1],)
-    return ()
 
 
 def _assignments_list(body) -> list:
@@ -793,7 +755,7 @@ def _mutated(body) -> list:
             n = _target_name(s[1])
             if n:
                 out.append((n, s[2]))
-        for sub in _sub_bodies(s):
+        for sub in sub_bodies(s):
             out += _mutated(sub)
     return out
 
@@ -805,7 +767,7 @@ def _tuple_writes(body) -> list:
     for s in body:
         if s[0] == "assign" and s[1][0] == "tuple":
             out += [(n, s[2]) for n in _names(s[1])]
-        for sub in _sub_bodies(s):
+        for sub in sub_bodies(s):
             out += _tuple_writes(sub)
     return out
 
@@ -829,7 +791,7 @@ def _assignments(body, out: list) -> None:
             out.append((s[1][1], s[2]))
         elif tag == "aug" and s[1][0] == "n":
             out.append((s[1][1], s[3]))
-        for sub in _sub_bodies(s):
+        for sub in sub_bodies(s):
             _assignments(sub, out)
 
 
@@ -845,7 +807,7 @@ def _direct_backward(body, out: set) -> None:
             for c in _calls_in(v, through_attrs=False):
                 if c.attr == "backward" and c.recv is not None:
                     out |= _names_read(c.recv)
-        for sub in _sub_bodies(s):
+        for sub in sub_bodies(s):
             _direct_backward(sub, out)
 
 
@@ -973,6 +935,6 @@ def _loop_targets(body) -> list[str]:
             out += list(_names(s[1]))
         if tag == "assign" and s[1][0] == "tuple":
             out += list(_names(s[1]))
-        for sub in _sub_bodies(s):
+        for sub in sub_bodies(s):
             out += _loop_targets(sub)
     return out

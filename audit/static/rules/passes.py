@@ -1,12 +1,30 @@
 """Rules about repeated passes over the same tokens (loop-carried order, C3/C4)."""
 from __future__ import annotations
 
+import textwrap
+
 from audit.findings import EvidenceStep, Location
 from audit.static.loop_order import first_iteration_only, pass_loops, runs_once
 from audit.static.program import Program
 from audit.static.rules.base import Rule
+from audit.static.rules.examples import VAL_HEAD, marked
 
-_HEAD = 'import torch\nval_tokens = load_validation_tokens("data/fineweb_val_*.bin")\n'
+_EPOCH_LOOP = """
+    for epoch in range(epochs):
+        for ci in range(10):
+            chunk = val_tokens[ci * 100:(ci + 1) * 100]
+            if {guard}:
+                with torch.no_grad():
+                    loss_sum += model(chunk)  # <-
+            model(chunk).backward()
+            opt.step()
+    """
+
+
+def _epochs(body: str) -> str:
+    """A TTT program whose `main(model, opt, epochs)` runs `body` and prints its `loss_sum`."""
+    return (VAL_HEAD + "def main(model, opt, epochs):\n    loss_sum = 0.0\n" + textwrap.dedent(body).strip("\n")
+            .replace("\n", "\n    ").join(("    ", "\n")) + '    print(f"final val_loss:{loss_sum}")\nmain(m, o, 3)\n')
 
 
 class RescoredAcrossPasses(Rule):
@@ -22,9 +40,7 @@ class RescoredAcrossPasses(Rule):
     condition = "C4"
     confidence = "high"
     message = "rescoring across passes: the same tokens are scored again in a later pass of a loop that adapts on them"
-    VALID = [_HEAD + """
-def main(model, opt, epochs):
-    loss_sum = 0.0
+    VALID = [_epochs("""
     for ci in range(10):
         chunk = val_tokens[ci * 100:(ci + 1) * 100]
         with torch.no_grad():
@@ -32,50 +48,18 @@ def main(model, opt, epochs):
         for epoch in range(epochs):
             model(chunk).backward()
             opt.step()
-    print(f"final val_loss:{loss_sum}")
-main(m, o, 3)
-""", _HEAD + """
-def main(model, opt, epochs):
-    loss_sum = 0.0
-    for epoch in range(epochs):
-        for ci in range(10):
-            chunk = val_tokens[ci * 100:(ci + 1) * 100]
-            if epoch == 0:
-                with torch.no_grad():
-                    loss_sum += model(chunk)
-            model(chunk).backward()
-            opt.step()
-    print(f"final val_loss:{loss_sum}")
-main(m, o, 3)
-"""]
-    INVALID = [(_HEAD + """
-def main(model, opt, epochs):
-    loss_sum = 0.0
-    for epoch in range(epochs):
-        for ci in range(10):
-            chunk = val_tokens[ci * 100:(ci + 1) * 100]
-            if epoch == epochs - 1:
-                with torch.no_grad():
-                    loss_sum += model(chunk)
-            model(chunk).backward()
-            opt.step()
-    print(f"final val_loss:{loss_sum}")
-main(m, o, 3)
-""", 11), (_HEAD + """
-def main(model, opt, epochs):
-    total = 0.0
+    """), _epochs(_EPOCH_LOOP.format(guard="epoch == 0"))]
+    INVALID = [marked(_epochs(_EPOCH_LOOP.format(guard="epoch == epochs - 1"))), marked(_epochs("""
     for epoch in range(epochs):
         doc_loss = 0.0
         for ci in range(10):
             chunk = val_tokens[ci * 100:(ci + 1) * 100]
             with torch.no_grad():
-                doc_loss += model(chunk)
+                doc_loss += model(chunk)  # <-
             model(chunk).backward()
             opt.step()
-    total += doc_loss
-    print(f"final val_loss:{total}")
-main(m, o, 3)
-""", 11)]
+    loss_sum += doc_loss
+    """))]
 
     def check(self, prog: Program) -> None:
         from audit.static.rules.ordering import _train_loop_updates

@@ -5,6 +5,7 @@ from audit.findings import Severity
 from audit.static.normalisation import has_normaliser
 from audit.static.program import Program
 from audit.static.rules.base import Rule
+from audit.static.rules.examples import marked, scored_chunks
 
 _HEAD = 'import torch\nval_tokens = load_validation_tokens("data/fineweb_val_*.bin")\n'
 
@@ -190,38 +191,20 @@ class NonDistributionComponent(Rule):
     condition = "C2"
     confidence = "high"
     message = "mixture component that is not a distribution: a per-position number with no target in it is mixed as an expert"
-    VALID = [_HEAD + """
-import torch.nn.functional as F
-def main(model, counts):
-    nll_sum = 0.0
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        with torch.no_grad():
-            logp = F.log_softmax(model(x), -1)
-            ent = -(logp.exp() * logp).sum(-1)
-            uni = ((counts + 1) / (counts.sum() + 1024)).log()
-            experts = torch.stack([logp.gather(-1, y), uni[y]], -1)
-            w = torch.stack([ent, 1 - ent], -1).log_softmax(-1)
-            nll_sum += -(experts + w).logsumexp(-1).sum()
-    print(f"val_loss:{nll_sum}")
-main(m, c)
-"""]
-    INVALID = [(_HEAD + """
-import torch.nn.functional as F
-def main(model, counts):
-    nll_sum = 0.0
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        with torch.no_grad():
-            logp = F.log_softmax(model(x), -1)
-            ent = -(logp.exp() * logp).sum(-1)
-            experts = torch.stack([-logp.gather(-1, y), ent], -1)
-            nll_sum += -(-experts).logsumexp(-1).sum()
-    print(f"val_loss:{nll_sum}")
-main(m, c)
-""", 13)]
+    VALID = [scored_chunks("""
+        logp = F.log_softmax(model(x), -1)
+        ent = -(logp.exp() * logp).sum(-1)
+        uni = ((counts + 1) / (counts.sum() + 1024)).log()
+        experts = torch.stack([logp.gather(-1, y), uni[y]], -1)
+        w = torch.stack([ent, 1 - ent], -1).log_softmax(-1)
+        nll_sum += -(experts + w).logsumexp(-1).sum()
+    """, "model, counts", "main(m, c)")]
+    INVALID = [marked(scored_chunks("""
+        logp = F.log_softmax(model(x), -1)
+        ent = -(logp.exp() * logp).sum(-1)
+        experts = torch.stack([-logp.gather(-1, y), ent], -1)  # <-
+        nll_sum += -(-experts).logsumexp(-1).sum()
+    """, "model, counts", "main(m, c)"))]
 
     def check(self, prog: Program) -> None:
         for _, e in prog.of("nondist", "val"):
@@ -241,35 +224,17 @@ class TargetGatedScore(Rule):
     condition = "C1"
     confidence = "high"
     message = "target-gated score: a position's loss is switched by comparing its target with stored tokens"
-    VALID = [_HEAD + """
-import torch.nn.functional as F
-def main(model, pad_id):
-    nll_sum = 0.0
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        with torch.no_grad():
-            nll = F.cross_entropy(model(x), y, reduction="none")
-            nll = nll * (y != pad_id).float()
-            nll_sum += nll.sum()
-    print(f"val_loss:{nll_sum}")
-main(m, 0)
-"""]
-    INVALID = [(_HEAD + """
-import torch.nn.functional as F
-def main(model, stored):
-    nll_sum = 0.0
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        with torch.no_grad():
-            nll = F.cross_entropy(model(x), y, reduction="none")
-            match = stored[i:i + 100] == y[:100]
-            nll[:100] *= (~match).float()
-            nll_sum += nll.sum()
-    print(f"val_loss:{nll_sum}")
-main(m, s)
-""", 13)]
+    VALID = [scored_chunks("""
+        nll = F.cross_entropy(model(x), y, reduction="none")
+        nll = nll * (y != pad_id).float()
+        nll_sum += nll.sum()
+    """, "model, pad_id", "main(m, 0)")]
+    INVALID = [marked(scored_chunks("""
+        nll = F.cross_entropy(model(x), y, reduction="none")
+        match = stored[i:i + 100] == y[:100]
+        nll[:100] *= (~match).float()  # <-
+        nll_sum += nll.sum()
+    """, "model, stored", "main(m, s)"))]
 
     def check(self, prog: Program) -> None:
         for _, e in prog.of("tmask", "val"):
@@ -288,51 +253,23 @@ class TargetDependentSelection(Rule):
     condition = "C1"
     confidence = "high"
     message = "target-dependent selection: per token, the lower of two scores is kept"
-    VALID = [_HEAD + """
-import torch.nn.functional as F
-def main(model_a, model_b):
-    nll_sum = 0.0
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        with torch.no_grad():
-            p = 0.5 * F.softmax(model_a(x), -1) + 0.5 * F.softmax(model_b(x), -1)
-            nll = -torch.log(p.gather(-1, y))
-            nll_sum += nll.sum()
-    print(f"val_loss:{nll_sum}")
-main(a, b)
-"""]
-    INVALID = [(_HEAD + """
-import torch.nn.functional as F
-def main(model_a, model_b):
-    nll_sum = 0.0
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        with torch.no_grad():
-            nll_a = F.cross_entropy(model_a(x), y, reduction="none")
-            nll_b = F.cross_entropy(model_b(x), y, reduction="none")
-            nll = torch.where(nll_b < nll_a, nll_b, nll_a)
-            nll_sum += nll.sum()
-    print(f"val_loss:{nll_sum}")
-main(a, b)
-""", 13), (_HEAD + """
-import torch.nn.functional as F
-def main(model, cache):
-    nll_sum = 0.0
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        with torch.no_grad():
-            nll = F.cross_entropy(model(x), y, reduction="none")
-            for t in range(100):
-                new_nll = -cache.logprob(x[:t + 1], y[t])
-                if new_nll < nll[t]:
-                    nll[t] = new_nll
-            nll_sum += nll.sum()
-    print(f"val_loss:{nll_sum}")
-main(m, c)
-""", 14)]
+    VALID = [scored_chunks("""
+        p = 0.5 * F.softmax(model_a(x), -1) + 0.5 * F.softmax(model_b(x), -1)
+        nll_sum += -torch.log(p.gather(-1, y)).sum()
+    """, "model_a, model_b", "main(a, b)")]
+    INVALID = [marked(scored_chunks("""
+        nll_a = F.cross_entropy(model_a(x), y, reduction="none")
+        nll_b = F.cross_entropy(model_b(x), y, reduction="none")
+        nll = torch.where(nll_b < nll_a, nll_b, nll_a)  # <-
+        nll_sum += nll.sum()
+    """, "model_a, model_b", "main(a, b)")), marked(scored_chunks("""
+        nll = F.cross_entropy(model(x), y, reduction="none")
+        for t in range(100):
+            new_nll = -cache.logprob(x[:t + 1], y[t])
+            if new_nll < nll[t]:  # <-
+                nll[t] = new_nll
+        nll_sum += nll.sum()
+    """, "model, cache", "main(m, c)"))]
 
     def check(self, prog: Program) -> None:
         for _, e in prog.of("select", "val"):

@@ -5,20 +5,12 @@ from __future__ import annotations
 from audit.findings import EvidenceStep, Finding, Location, Severity
 from audit.static.program import Program
 from audit.static.rules.base import Rule
+from audit.static.rules.examples import marked, scored_chunks
 from audit.static.shapes import legal_shape
 
-_HEAD = 'import torch\nimport torch.nn.functional as F\nval_tokens = load_validation_tokens("data/fineweb_val_*.bin")\n'
-_PLAIN = _HEAD + """
-def main(model):
-    loss_sum = torch.zeros(())
-    with torch.no_grad():
-        for i in range(0, 1000, 100):
-            chunk = val_tokens[i:i + 101]
-            x, y = chunk[:-1], chunk[1:]
-            loss_sum += F.cross_entropy(model(x), y, reduction="sum")
-    print(f"final val_loss:{loss_sum}")
-main(m)
-"""
+_PLAIN = scored_chunks("""
+    nll_sum += F.cross_entropy(model(x), y, reduction="sum")  # <-
+""")
 
 
 def _no_errors(prog: Program) -> bool:
@@ -35,18 +27,12 @@ class LegalShape(Rule):
     severity = Severity.NOTE
     confidence = "high"
     message = "legal shape"
-    VALID = [_HEAD + """
-def main(model, opt):
-    for ci in range(10):
-        chunk = val_tokens[ci * 100:(ci + 1) * 100]
-        model(chunk).backward()
+    VALID = [scored_chunks("""
+        model(x, y).backward()
         opt.step()
-        with torch.no_grad():
-            loss_sum = F.cross_entropy(model(chunk[:-1]), chunk[1:])
-        print(f"val_loss:{loss_sum}")
-main(m, o)
-"""]
-    INVALID = [(_PLAIN, 11)]
+        nll_sum += F.cross_entropy(model(x), y, reduction="sum")
+    """, "model, opt", "main(m, o)", no_grad=False)]
+    INVALID = [marked(_PLAIN)]
 
     def check(self, prog: Program) -> None:
         if not _no_errors(prog):
@@ -72,19 +58,9 @@ class UnprovenShape(Rule):
     confidence = "medium"
     message = "the reported score matches no legal shape the audit could prove"
     VALID = [_PLAIN]
-    INVALID = [(_HEAD + """
-import ctypes
-def main(model):
-    lib = ctypes.CDLL("./hints.so")
-    loss_sum = torch.zeros(())
-    with torch.no_grad():
-        for i in range(0, 1000, 100):
-            chunk = val_tokens[i:i + 101]
-            x, y = chunk[:-1], chunk[1:]
-            loss_sum += F.cross_entropy(model(x), y, reduction="sum")
-    print(f"final val_loss:{loss_sum}")
-main(m)
-""", 7)]
+    INVALID = [marked(scored_chunks("""
+        nll_sum += F.cross_entropy(model(x), y, reduction="sum")
+    """, setup='lib = ctypes.CDLL("./hints.so")  # <-'))]
 
     def check(self, prog: Program) -> None:
         shape = getattr(prog, "shape", None)

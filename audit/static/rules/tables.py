@@ -4,8 +4,8 @@ from __future__ import annotations
 from audit.findings import EvidenceStep, Location
 from audit.static.program import Program, shared_loops
 from audit.static.rules.base import Rule
+from audit.static.rules.examples import marked, scored_chunks
 
-_HEAD = 'import torch\nimport numpy as np\nval_tokens = load_validation_tokens("data/fineweb_val_*.bin")\n'
 
 
 class TableHoldsScoredTokens(Rule):
@@ -20,44 +20,20 @@ class TableHoldsScoredTokens(Rule):
     condition = "C1"
     confidence = "high"
     message = "lookahead through a count table: validation tokens are added to the table before they are scored with it"
-    VALID = [_HEAD + """
-def main(model, table):
-    nll_sum = 0.0
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        with torch.no_grad():
-            p = (table[x] + 1) / (table.sum() + 1024)
-            nll_sum += -torch.log(p[y]).sum()
+    VALID = [scored_chunks("""
+        p = (table[x] + 1) / (table.sum() + 1024)
+        nll_sum += -torch.log(p[y]).sum()
         np.add.at(table, y, 1)
-    print(f"val_loss:{nll_sum}")
-main(m, np.zeros(1024))
-"""]
-    INVALID = [(_HEAD + """
-def main(model, table):
-    nll_sum = 0.0
-    np.add.at(table, val_tokens, 1)
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        with torch.no_grad():
-            p = (table[x] + 1) / (table.sum() + 1024)
-            nll_sum += -torch.log(p[y]).sum()
-    print(f"val_loss:{nll_sum}")
-main(m, np.zeros(1024))
-""", 7), (_HEAD + """
-def main(model, table):
-    nll_sum = 0.0
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        table[y] += 1
-        with torch.no_grad():
-            p = (table[x] + 1) / (table.sum() + 1024)
-            nll_sum += -torch.log(p[y]).sum()
-    print(f"val_loss:{nll_sum}")
-main(m, np.zeros(1024))
-""", 10)]
+    """, "model, table", "main(m, np.zeros(1024))")]
+    INVALID = [marked(scored_chunks("""
+        p = (table[x] + 1) / (table.sum() + 1024)
+        nll_sum += -torch.log(p[y]).sum()
+    """, "model, table", "main(m, np.zeros(1024))", setup="np.add.at(table, val_tokens, 1)  # <-")),
+        marked(scored_chunks("""
+        table[y] += 1  # <-
+        p = (table[x] + 1) / (table.sum() + 1024)
+        nll_sum += -torch.log(p[y]).sum()
+    """, "model, table", "main(m, np.zeros(1024))", no_grad=False))]
 
     def check(self, prog: Program) -> None:
         scores = prog.val_scores()
