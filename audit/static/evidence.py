@@ -33,7 +33,7 @@ LOG_KV = re.compile(r"(?:^|[\s,{(])([a-z][a-z0-9_]{2,})\s*[:=]\s*('?[\w.+-]+'?)(
 CODE_LINE = re.compile(r"os\.environ|getenv|\bdef |\bimport |\bclass |\breturn\b|;")
 # logs that embed the script's source: a line of code is not a line the run printed
 SOURCE_LINE = re.compile(r"^[ \t]+(if|elif|else|for|while|def|class|return|with|try|except|import|from|raise|assert|yield)\b"
-                         r"|^[ \t]*[\w.\[\]]+\s*(=|\+=|-=|\*=)\s*\S.*[()\[\]]|\bf[\"']|\b(log0|print|log|logger\.\w+)\("
+                         r"|^[ \t]*[\w.\[\]]+\s*(=|\+=|-=|\*=)\s*\S.*[()\[\]]|^[ \t]+[\w.\[\]]+\s*=\s*[A-Za-z_]\w*[.(]|\bf[\"']|\b(log0|print|log|logger\.\w+)\("
                          r"|^\s*(if|elif|else|for|while|def|class|return|with|try|except)\b.*:|\)\s*:\s*$")
 COMMAND = re.compile(r"\b(torchrun|python3?|export|env|bash|srun|accelerate|deepspeed)\b|^\s*[A-Z][A-Z0-9_]+=\S")
 RUNS = re.compile(r"\b(torchrun|python3?|srun|accelerate)\b")

@@ -156,12 +156,10 @@ def block_slice(node, assigns: dict, k: str) -> bool:
     if lo is None or up is None:
         return False
     got = _block(lo, k)
-    if got is None or got[1] != 1:
+    if got is None:
         return False
-    block = got[0]
+    block, coef, _ = got
     diff = _add(up, lo, -1)
-    size = diff.pop(block, 0) if block else 0
-    const = diff.pop((), 0)
-    if diff:
-        return False
-    return (size == 1 and const <= 1) if block else (0 < const and const - got[1] <= 1)
+    if block:  # k * n: blocks of n, the slice spans n plus at most one token
+        return coef == 1 and diff.pop(block, 0) == 1 and set(diff) <= {()} and diff.get((), 0) <= 1
+    return set(diff) <= {()} and coef <= diff.get((), 0) <= coef + 1  # k * 100: a numeric block

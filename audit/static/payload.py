@@ -29,7 +29,9 @@ from audit.static.decompress import DECODERS, DecodeError, TooLarge, codec_decod
 from audit.static.names import dotted
 
 MAX_PAYLOAD_BYTES = 20_000_000
-MAX_STEPS = 200  # evaluation steps per exec argument (variables, calls): no runaway chains
+MAX_STEPS = 200
+_KNOWN = frozenset(DECODERS) | {"codecs.decode", "pathlib.Path", "pathlib.PurePath", "os.path.join", "os.path.dirname",
+                                 "os.path.abspath", "os.path.realpath", "os.path.normpath"}  # evaluation steps per exec argument (variables, calls): no runaway chains
 
 
 class NotDecodable(Exception):
@@ -173,12 +175,9 @@ class _Eval:
 
     def call(self, node: cst.Call, env):
         func = node.func
-        if isinstance(func, cst.Attribute):
-            q = _qual(func, self.aliases)
-            if q in DECODERS or q == "codecs.decode":
-                return self.decoder(q, node, env)
-            return self.method(func.attr.value, self.value(func.value, env), node, env)
         q = _qual(func, self.aliases)
+        if isinstance(func, cst.Attribute) and q not in _KNOWN:
+            return self.method(func.attr.value, self.value(func.value, env), node, env)
         if q in DECODERS or q == "codecs.decode":
             return self.decoder(q, node, env)
         if q == "compile" and node.args:  # compile(source, filename, "exec"): its source

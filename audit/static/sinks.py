@@ -194,8 +194,6 @@ def match_logs(templates: list[Template], ev: Evidence) -> dict[int, LogMatch]:
         return out
     text = ev.log_text()
     live = [t for t in templates if t.anchor in text]
-    if not live:
-        return out
     last_sink: dict[str, list[int]] = {}
     last_score_line: dict[str, bool] = {}  # log -> whether its last score-looking line matched a sink
     by_anchor: dict[str, list[Template]] = {}
