@@ -16,7 +16,7 @@ from pathlib import Path
 import libcst as cst
 
 from audit.findings import EvidenceStep, Finding, Location, Severity, Verdict, roll_up
-from audit.static.evidence import collect_evidence
+from audit.static.evidence import collect_evidence, program_environment
 from audit.static.flags import FlagEval
 from audit.static.flow import Flow
 from audit.static.ir import build_module
@@ -163,6 +163,8 @@ def audit_source(text: str, path: str, folder: Path | None = None, evidence_fold
         constants.update(ir.constants)
     ev_folder = evidence_folder or folder
     evidence = collect_evidence(ev_folder, set(class_attrs)) if ev_folder is not None else None
+    if evidence is not None:
+        program_environment(module, path, evidence)
     functions = {q: f for ir in irs for q, f in ir.functions.items()}
     score = ScoreSinks(flow, list(functions.values()), evidence)
     events = Tracer(flow, reported=score.reported_keys, deps=score.deps, sink_fns=score.sink_fns).program(

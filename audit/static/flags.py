@@ -75,7 +75,15 @@ class FlagEval:
                 self.used.append((name, f, ln, val))
                 return _coerce(val)
             if name in self.class_attrs:
-                return self.value(self.class_attrs[name], depth + 1)
+                default = self.class_attrs[name]
+                env = self.evidence.env if self.evidence is not None else {}
+                if name.upper() in env and _literal(default):
+                    # a config field with a literal default, filled from its upper-case environment
+                    # variable (`ttt_enabled: bool = False` <- TTT_ENABLED by a from_env helper)
+                    val, f, ln = env[name.upper()]
+                    self.used.append((name.upper(), f, ln, val))
+                    return _coerce(val)
+                return self.value(default, depth + 1)
             return UNKNOWN
         if isinstance(node, cst.Call):
             fname = dotted(node.func) or ""
@@ -191,6 +199,11 @@ class FlagEval:
             return bool(v) == polarity
         except Exception:
             return UNKNOWN
+
+
+def _literal(node) -> bool:
+    return isinstance(node, (cst.Integer, cst.Float, cst.SimpleString)) or (
+        isinstance(node, cst.Name) and node.value in ("True", "False", "None"))
 
 
 def _truthy(x) -> bool:

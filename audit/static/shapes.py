@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audit.findings import Severity
 from audit.static.program import Program, trains_local_module
 from audit.static.trace import Event
 
@@ -60,14 +59,16 @@ def legal_shape(prog: Program) -> Shape:
     tables = [(i, w) for i, w in prog.of("twrite", "val") if _live(prog, w)]
     first = scores[0]
     if tables:
-        return Shape(True, f"causal cache or mixture: each chunk is scored (line {first.line}) before its tokens are "
-                           f"added to the count tables (line {tables[0][1].line})", first)
+        return Shape(True, f"causal cache or mixture: each chunk is scored ({_where(first)}) before its tokens are "
+                           f"added to the count tables ({_where(tables[0][1])})", first)
     if updates:
-        return Shape(True, f"score-first TTT: each chunk is scored without gradient (line {first.line}) before the "
-                           f"model trains on it (line {updates[0][1].line})", first)
+        i, u = updates[0]
+        covering = prog.covering_score(i, u) or first
+        return Shape(True, f"score-first TTT: each chunk is scored without gradient ({_where(covering)}) before the "
+                           f"model trains on it ({_where(u)})", covering)
     return Shape(True, f"cross-entropy of the model's full softmax over validation tokens, accumulated at line "
                        f"{first.line} (plain or sliding-window evaluation); nothing learns from validation tokens", first)
 
 
-def severity_of(shape: Shape) -> Severity:
-    return Severity.NOTE
+def _where(e: Event) -> str:
+    return f"{e.path.rsplit('/', 1)[-1]}:{e.line}"
