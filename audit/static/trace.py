@@ -16,37 +16,23 @@ requires_grad: a SLOT delta).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
+from audit.static.body_scan import (SAME_DATA, assignments_list, collect_backward,
+                                     loop_targets, mutated, bound_names, names_read, param_uses, reads_name,
+                                     root_is_name, target_name, this_iteration_value, tuple_writes)
+from audit.static.call_kinds import (CALIB, DATA_ATTR, DYN_CALLS, LIKELY_NAME, NATIVE_CALLS, NET_WORDS, NLLISH, READ,
+                                      SCORE_ACC, SCOREY, STRONG_SCORE, TYPED_KINDS, NET_EXACT, NET_PREFIX, NET_SUFFIX,
+                                      comparison_operand, compiles, fresh_free_tensor, likelihood_call, manual_step,
+                                      mentions, oracle_shape, looks_scored, target_only_term)
 from audit.static.callbacks import bind_params, callback_sites, chosen_functions
 from audit.static.count_tables import table_root_of, table_roots, table_write
 from audit.static.flow import MUTATORS, Flow, is_val, norm, to_prior
-from audit.static.ir import Call, Function, sub_bodies, value_nodes
+from audit.static.ir import Call, Function
 from audit.static.offsets import block_slice
 from audit.static.normalisation import STACKS, nondist_components, token_comparison
 from audit.static.selection import overwrites_with, score_comparison, where_select
 from audit.static.sinks import template_of
-
-NET_CALLS = ("urllib.request.urlopen", "urllib.request.urlretrieve", "urllib.urlopen", "requests.", "httpx.",
-             "huggingface_hub.", "datasets.load_dataset", "torch.hub.load", "torch.hub.download_url_to_file",
-             "wget.download", "socket.create_connection", "socket.socket", "http.client.", "aiohttp.",
-             "hf_hub_download", "snapshot_download", "urlopen", "urlretrieve")
-_NET_EXACT = frozenset(n for n in NET_CALLS if not n.endswith("."))
-_NET_PREFIX = tuple(n for n in NET_CALLS if n.endswith("."))
-_NET_SUFFIX = tuple("." + n for n in NET_CALLS if not n.endswith("."))
-NET_WORDS = re.compile(r"\b(curl|wget|git clone|pip install|huggingface-cli|hf download)\b")
-DYN_CALLS = ("exec", "eval", "__import__", "importlib.import_module", "runpy.run_path", "runpy.run_module",
-             "importlib.util.spec_from_file_location", "compile")
-CALIB = re.compile(r"gptq|hessian|calib", re.I)
-READ = re.compile(r"^(next_batch|load_data_shard|load_shard|read_shard|_load_shard|fromfile|memmap|next_tokens|load_tokens|get_batch|take|load_validation_tokens|load_val_tokens)$", re.I)
-ORACLE = ("min", "torch.min", "torch.minimum", "torch.amin", "torch.fmin", "np.minimum", "numpy.minimum")
-SCOREY = re.compile(r"nll|loss|logp|bpb|bits|surpris", re.I)
-STRONG_SCORE = re.compile(r"(loss|nll)_?sum|bits|bpb|total_nll|total_loss", re.I)
-DATA_ATTR = re.compile(r"tok|data|seq|batch|ids|input|stream|window|chunk|sample|^x$|^y$|shard|file", re.I)
-NLLISH = re.compile(r"nll|logp|log_prob|bits|surpris", re.I)
-LIKELY_NAME = re.compile(r"loss|nll|bpb|bits|logp|log_prob|surpris", re.I)
-SCORE_ACC = re.compile(r"loss|nll|bpb|bits|sum|total|byte|tok|count|cnt|score|acc|n_", re.I)
 
 
 @dataclass(frozen=True)
@@ -154,8 +140,8 @@ class Tracer:
                             extra |= self.flow.L(a, fn)
                         self.flow.override[r[1]] = self.flow.override[r[1]] | extra
                 if tag == "assign" and nograd:  # values computed without grad: what scoring makes
-                    self._nograd.setdefault(fn.qual, set()).update(_names(s[1]))
-                step = _manual_step(v, s[1]) if tag == "assign" else None
+                    self._nograd.setdefault(fn.qual, set()).update(bound_names(s[1]))
+                step = manual_step(v, s[1]) if tag == "assign" else None
                 if step is not None and is_val(norm(self.flow.L(step, fn))):
                     # `bias = bias - lr * grad` with grad computed from validation targets: a
                     # gradient step without autograd (a SLOT/ETLB bias fitted by hand)
@@ -164,11 +150,11 @@ class Tracer:
                     out.append(Event("update", frozenset(labs), fn.path, s[-1], fn.qual, loops, guards, nograd,
                                      info={"via": "a hand-written gradient step"}))
                 if tag == "assign" and v is not None and v[0] == "b" and v[1] == "Add" and s[1][0] == "n":
-                    if _reads(v, s[1][1]):
+                    if reads_name(v, s[1][1]):
                         self.score(fn, out, s[-1], loops, guards, nograd, v, s[1][1], self._site)
-                elif tag == "assign" and self.reported is not None and (s[1][0] == "sub" or _likelihood_call(v)):
+                elif tag == "assign" and self.reported is not None and (s[1][0] == "sub" or likelihood_call(v)):
                     # `nll[idx] = …` (a per-token buffer) or `val_loss = F.cross_entropy(…)`
-                    self.score(fn, out, s[-1], loops, guards, nograd, v, _target_name(s[1]), self._site)
+                    self.score(fn, out, s[-1], loops, guards, nograd, v, target_name(s[1]), self._site)
                 if tag == "expr" and v is not None and v[0] == "c":
                     c = v[1]
                     if c.attr in ("add_", "append", "extend", "copy_", "index_add_", "scatter_add_") and c.recv is not None:
@@ -180,21 +166,21 @@ class Tracer:
                 if s[1][0] == "n" and s[1][1] in self.flow.override:
                     self.flow.override[s[1][1]] = self.flow.override[s[1][1]] | self.flow.L(s[3], fn)
                 if s[2] in ("AddAssign", "SubtractAssign") and s[1][0] in ("n", "a", "sub"):
-                    name = _target_name(s[1])
+                    name = target_name(s[1])
                     self.score(fn, out, s[-1], loops, guards, nograd, s[3], name, self._site)
-                elif s[2] in ("MultiplyAssign", "DivideAssign") and s[1][0] in ("n", "sub") and _comparison_operand(s[3], fn):
-                    root = _target_name(s[1])  # `nll[:n] *= (stored != y)`: the answer switches the score
+                elif s[2] in ("MultiplyAssign", "DivideAssign") and s[1][0] in ("n", "sub") and comparison_operand(s[3], fn):
+                    root = target_name(s[1])  # `nll[:n] *= (stored != y)`: the answer switches the score
                     if root and "tprob" in norm(self.flow.L(("n", root), fn)):
                         self._typed(out, "tmask", self.flow.L(s[3], fn) | self.flow.L(("n", root), fn), fn, s[-1], loops, guards, nograd)
             elif tag == "for":
                 self.value(s[2], fn, out, s[5], loops, guards, nograd)
-                loop = Loop(s[6], "for", _names(s[1]), s[7], fn.path, s[5], fn.qual)
+                loop = Loop(s[6], "for", bound_names(s[1]), s[7], fn.path, s[5], fn.qual)
                 g = guards + (Guard(s[7], True, fn.path, s[5], len(loops), "range", fn.qual),)
-                before = self._enter_loop(s[3], s[6], _names(s[1]))
-                for n in _names(s[1]):  # "lv:ID": derived from this loop's variable (loop_order.py)
+                before = self._enter_loop(s[3], s[6], bound_names(s[1]))
+                for n in bound_names(s[1]):  # "lv:ID": derived from this loop's variable (loop_order.py)
                     self.flow.override[n] = set(self.flow.L(s[2], fn)) | {f"lv:{s[6]}"}
                 saved_vars = self.flow.loopvars
-                self.flow.loopvars = {**saved_vars, **{n: s[6] for n in _names(s[1])}}
+                self.flow.loopvars = {**saved_vars, **{n: s[6] for n in bound_names(s[1])}}
                 self.body(s[3], fn, out, loops + (loop,), g, nograd)
                 self.flow.loopvars = saved_vars
                 self._merge(before)
@@ -235,10 +221,10 @@ class Tracer:
         if target[0] == "n":
             ov[target[1]] = set(self.flow.L(v, fn))
         elif target[0] == "sub":  # `buf[i] = x`: a weak update of buf
-            root = _target_name(target)
+            root = target_name(target)
             if root in ov:
                 ov[root] = ov[root] | self.flow.L(v, fn)
-            elif root is not None and _root_is_name(target):
+            elif root is not None and root_is_name(target):
                 ov[root] = set(self.flow.get(self.flow.key(fn, root))) | self.flow.L(v, fn)
         elif target[0] == "tuple":
             names = target[1]
@@ -248,7 +234,7 @@ class Tracer:
                 if t[0] == "n":
                     ov[t[1]] = per[i] if per is not None else whole
                 else:
-                    for n in _names(t):
+                    for n in bound_names(t):
                         ov.pop(n, None)
 
     def _blocks(self, values, fn, targets) -> bool:
@@ -257,7 +243,7 @@ class Tracer:
         if not values or fn is None or not targets:
             return False
         for v in values:
-            while v is not None and v[0] == "c" and v[1].attr in _SAME_DATA and v[1].recv is not None:
+            while v is not None and v[0] == "c" and v[1].attr in SAME_DATA and v[1].recv is not None:
                 v = v[1].recv
             if v is None or v[0] != "n":
                 return False
@@ -274,15 +260,15 @@ class Tracer:
         ov = self.flow.override
         before = dict(ov)
         writes: dict = {}
-        for n, v in _assignments_list(body):
+        for n, v in assignments_list(body):
             writes.setdefault(n, []).append(v)
-        for n, v in _mutated(body) + _tuple_writes(body):
+        for n, v in mutated(body) + tuple_writes(body):
             writes.setdefault(n, []).append(v)
-        names = set(writes) | set(_loop_targets(body))
+        names = set(writes) | set(loop_targets(body))
         fn = self.flow.override_fn
-        here = set(writes) | set(_loop_targets(body))
+        here = set(writes) | set(loop_targets(body))
         for n in names:
-            if not all(_this_iteration_value(v, here) for v in writes.get(n, [None])):
+            if not all(this_iteration_value(v, here) for v in writes.get(n, [None])):
                 # e.g. a prefetched next chunk: not known to be scored already; its flow-insensitive
                 # labels, plus the loop variables its value before the loop depended on
                 lv = {label for label in before.get(n, ()) if label.startswith("lv:")}
@@ -352,7 +338,7 @@ class Tracer:
             # a metric accumulator outside no_grad still scores (SLOT scores after its own
             # no_grad block) as long as it does not accumulate the loss that was backpropagated
             trained = self.backward_names(fn)
-            read = _names_read(v)
+            read = names_read(v)
             detached = not (read & trained) and name not in trained
             scorey = (bool(STRONG_SCORE.search(name or "")) or any(NLLISH.search(n) for n in read)
                       or bool(read & self._nograd.get(fn.qual, set())))
@@ -372,7 +358,7 @@ class Tracer:
                 arg = exprs.get(p)
                 if arg is not None and arg[0] == "a" and not DATA_ATTR.search(arg[2]):
                     continue  # `val_data.sp`: the tokenizer riding on the val container
-                if is_val(norm(labs)) and any(u is None or DATA_ATTR.search(u) for u in _param_uses(f.body, p)):
+                if is_val(norm(labs)) and any(u is None or DATA_ATTR.search(u) for u in param_uses(f.body, p)):
                     return False
         return True
 
@@ -380,7 +366,7 @@ class Tracer:
         got = self._bw.get(fn.qual)
         if got is None:
             got = set()
-            _collect_backward(fn.body, got)
+            collect_backward(fn.body, got)
             self._bw[fn.qual] = got
         return got
 
@@ -429,11 +415,11 @@ class Tracer:
                 left, right = norm(rl), norm(rr)
                 if ("tprob" in left and "tkeyed" in right) or ("tprob" in right and "tkeyed" in left):
                     self._typed(out, "mix", rl | rr, fn, line, loops, guards, nograd)
-                elif ((_target_only_term(left, right) and _scorey(v[2])) or (_target_only_term(right, left) and _scorey(v[3]))):
+                elif ((target_only_term(left, right) and looks_scored(v[2])) or (target_only_term(right, left) and looks_scored(v[3]))):
                     self._typed(out, "tadj", rl | rr, fn, line, loops, guards, nograd)
             elif v[1] == "Multiply":
                 for a, b in ((v[2], v[3]), (v[3], v[2])):
-                    if _comparison_operand(b, fn) and "tprob" in norm(self.flow.L(a, fn)):
+                    if comparison_operand(b, fn) and "tprob" in norm(self.flow.L(a, fn)):
                         self._typed(out, "tmask", self.flow.L(a, fn) | self.flow.L(b, fn), fn, line, loops, guards, nograd)
                         break
         elif tag in ("a", "t", "shift"):
@@ -453,9 +439,9 @@ class Tracer:
             ev("update", flow.L(c.recv, fn), via=".backward()")
         elif q.endswith("autograd.grad") and c.args:
             ev("update", flow.L(c.args[0], fn), via="torch.autograd.grad")
-        if _fresh_free_tensor(c):
+        if fresh_free_tensor(c):
             ev("free", ())
-        if q and (q in _NET_EXACT or q.startswith(_NET_PREFIX) or q.endswith(_NET_SUFFIX)):
+        if q and (q in NET_EXACT or q.startswith(NET_PREFIX) or q.endswith(NET_SUFFIX)):
             ev("net", (), call=q)
         elif q.startswith("subprocess.") or q in ("os.system", "os.popen"):
             text = " ".join(a[1] for a in c.args + list(c.kwargs.values()) if a is not None and a[0] == "s")
@@ -465,14 +451,14 @@ class Tracer:
                                    and c.args[0] is not None and (c.args[0][0] == "s" or (
                                        c.args[0][0] == "n" and c.args[0][1] not in fn.params))):
             ev("dyn", (), call=q)  # importing a package by a literal name (or a loop over names) runs no unseen code
-        if q in NATIVE_CALLS or (q.startswith("subprocess.") and _compiles(c)):
+        if q in NATIVE_CALLS or (q.startswith("subprocess.") and compiles(c)):
             ev("native", (), call=q)
         tmpl = template_of(c)
         if tmpl is not None:
             ev("print", (), template=tmpl)
-        if _oracle_shape(c):
+        if oracle_shape(c):
             labs = [flow.L(a, fn) for a in c.args] + ([flow.L(c.recv, fn)] if c.attr else [])
-            if any(is_val(norm(lab)) for lab in labs) and _mentions(c, SCOREY):
+            if any(is_val(norm(lab)) for lab in labs) and mentions(c, SCOREY):
                 ev("oracle", set().union(*labs), call=q or c.attr)
         targets, skip = flow.resolve(c, fn, higher_order=False)
         labs_args = set()
@@ -533,55 +519,6 @@ class Tracer:
         return [replace(e, labels=_final_labels(e.labels)) for e in events]
 
 
-TYPED_KINDS = frozenset({"score", "mix", "tadj", "tmask", "nondist", "tkey", "oracle", "select"})
-
-
-def cst_name(name: str):
-    """A libcst Name for a variable (None for a comprehension's renamed `i@123`)."""
-    import libcst as cst
-
-    return cst.Name(name) if name.isidentifier() else None
-
-
-def _comparison_operand(v, fn) -> bool:
-    """The operand is a comparison of two token tensors (a name bound to one, or a call on one)."""
-    if v is None:
-        return False
-    if v[0] == "n":
-        return token_comparison(cst_name(v[1]), fn.all_assigns)
-    if v[0] == "c":
-        return token_comparison(v[1].node, fn.all_assigns)
-    return False
-
-
-_LIKELIHOOD = frozenset({"cross_entropy", "nll_loss", "log_softmax", "logsumexp", "gather", "binary_cross_entropy"})
-
-
-def _likelihood_call(v) -> bool:
-    """The value is computed here by a call that yields a (log-)likelihood (`F.cross_entropy(…)`,
-    `logp.gather(…)`), not post-processing of a score computed elsewhere (`float(a / b)`)."""
-    return _has_call(v, _LIKELIHOOD)
-
-
-def _target_only_term(p: frozenset, q: frozenset) -> bool:
-    """`p` is the target's (log-)probability and `q` a term computed from the target itself
-    (`beta * (y == hint)`), not another distribution indexed by it: adding q moves only the
-    realized token's score."""
-    return "tprob" in p and "target" in q and not ({"tprob", "tkeyed"} & q)
-
-
-_SCORE_CALLS = frozenset({"cross_entropy", "nll_loss", "log_softmax", "log", "logsumexp"})
-
-
-def _scorey(v) -> bool:
-    """The operand is a score (`nll`, `logp[...]`, `F.cross_entropy(...)`), not index arithmetic
-    that happens to use a gathered value (`bins * V + y`)."""
-    for n in _names_read(v):
-        if SCOREY.search(n):
-            return True
-    return _has_call(v, _SCORE_CALLS)
-
-
 def _final_labels(labels) -> frozenset:
     """Context-free labels of a resolved event. "val" marks any validation data (this
     iteration's or an earlier one's), "val:now" data of the current iteration; "vp:ID" stays
@@ -618,323 +555,3 @@ def _subst(labels: frozenset, bound: dict, params: set) -> frozenset:
 def _shift(g: Guard, by: int) -> Guard:
     return replace(g, depth=g.depth + by) if by else g
 
-
-def _names(t) -> tuple:
-    if t[0] == "n":
-        return (t[1],)
-    if t[0] == "tuple":
-        return tuple(n for e in t[1] for n in _names(e))
-    return ()
-
-
-NATIVE_CALLS = frozenset({"ctypes.CDLL", "ctypes.cdll.LoadLibrary", "ctypes.PyDLL", "ctypes.CDLL.__call__", "cffi.FFI",
-                          "torch.utils.cpp_extension.load", "torch.utils.cpp_extension.load_inline",
-                          "numpy.ctypeslib.load_library", "np.ctypeslib.load_library"})
-_COMPILER = re.compile(r"^(gcc|g\+\+|cc|clang|nvcc|make|cmake)$|\.c$|\.cpp$|\.cu$")
-
-
-def _compiles(c: Call) -> bool:
-    """A subprocess that runs a compiler on a source file of the record."""
-    texts = []
-    for a in c.args:
-        if a is not None and a[0] == "s":
-            texts.append(a[1])
-        elif a is not None and a[0] == "u":
-            texts += [p[1] for p in a[1] if p is not None and p[0] == "s"]
-    return any(_COMPILER.search(t.strip()) for t in texts)
-
-
-_LR = re.compile(r"(^|_)(lr|eta|step_size|learning_rate)($|_)", re.I)
-
-
-def _manual_step(v, target):
-    """The gradient of `x = x - lr * g` (maybe clamped): the value tree `g`, or None."""
-    while v is not None and v[0] == "c" and v[1].attr in ("clamp", "clamp_", "clip", "detach") and v[1].recv is not None:
-        v = v[1].recv
-    if v is None or v[0] != "b" or v[1] != "Subtract" or target[0] != "n":
-        return None
-    rhs = v[3]
-    if rhs is None or rhs[0] != "b" or rhs[1] != "Multiply":
-        return None
-    for a, g in ((rhs[2], rhs[3]), (rhs[3], rhs[2])):
-        if a is not None and any(_LR.search(n) for n in _names_read(a) | _attr_names(a)):
-            return g
-    return None
-
-
-def _attr_names(v) -> set:
-    out = set()
-    while v is not None and v[0] == "a":
-        out.add(v[2])
-        v = v[1]
-    return out
-
-
-def _root_is_name(t) -> bool:
-    while t[0] == "sub":
-        t = t[1]
-    return t[0] == "n"
-
-
-def _target_name(t) -> str | None:
-    while t[0] == "sub":
-        t = t[1]
-    return t[1] if t[0] in ("n", "a") else None
-
-
-def _reads(v, name) -> bool:
-    if v is None:
-        return False
-    if v[0] == "n":
-        return v[1] == name
-    if v[0] == "b":
-        return _reads(v[2], name) or _reads(v[3], name)
-    return False
-
-
-def _mentions(c: Call, pat) -> bool:
-    def walk(v) -> bool:
-        if v is None:
-            return False
-        if v[0] == "n":
-            return bool(pat.search(v[1]))
-        if v[0] == "a":
-            return bool(pat.search(v[2])) or walk(v[1])
-        if v[0] == "c":
-            cc = v[1]
-            return any(walk(a) for a in cc.args) or walk(cc.recv) or bool(pat.search(cc.attr or cc.qual or ""))
-        if v[0] in ("i", "t"):
-            return walk(v[1])
-        if v[0] == "b":
-            return walk(v[2]) or walk(v[3])
-        if v[0] == "u":
-            return any(walk(p) for p in v[1])
-        return False
-    return any(walk(a) for a in c.args) or walk(c.recv)
-
-
-def _names_read(v) -> set:
-    return {x[1] for x in value_nodes(v) if x[0] == "n"}
-
-
-def _collect_backward(body, out: set) -> None:
-    """Names whose value is backpropagated somewhere in this function (`loss` in loss.backward()),
-    and the names computed from them (`batch_loss_sum = loss.detach() * n`)."""
-    _direct_backward(body, out)
-    assigns: list = []
-    _assignments(body, assigns)
-    changed = True
-    while changed:
-        changed = False
-        for target, v in assigns:
-            if target not in out and _names_read(v) & out:
-                out.add(target)
-                changed = True
-
-
-def _assignments_list(body) -> list:
-    out: list = []
-    _assignments(body, out)
-    return out
-
-
-def _mutated(body) -> list:
-    """(name, value) for each in-place change in a body: `buf.append(x)`, `buf[i] = x`."""
-    out: list = []
-    for s in body:
-        tag = s[0]
-        if tag == "expr" and s[1] is not None and s[1][0] == "c":
-            c = s[1][1]
-            if c.attr in MUTATORS and c.recv is not None:
-                v = c.recv
-                while v is not None and v[0] in ("i", "t"):
-                    v = v[1]
-                if v is not None and v[0] == "n":
-                    out += [(v[1], a) for a in c.args] or [(v[1], None)]
-        elif tag == "assign" and s[1][0] == "sub":
-            n = _target_name(s[1])
-            if n:
-                out.append((n, s[2]))
-        for sub in sub_bodies(s):
-            out += _mutated(sub)
-    return out
-
-
-def _tuple_writes(body) -> list:
-    """(name, value) for `a, b = value` anywhere in a body (`x, y = chunk[:-1], chunk[1:]` is
-    split by the IR into plain assignments already)."""
-    out: list = []
-    for s in body:
-        if s[0] == "assign" and s[1][0] == "tuple":
-            out += [(n, s[2]) for n in _names(s[1])]
-        for sub in sub_bodies(s):
-            out += _tuple_writes(sub)
-    return out
-
-
-_SAME_DATA = frozenset({"clone", "detach", "to", "cpu", "cuda", "contiguous", "long", "int"})
-
-
-def _this_iteration_value(v, here: set) -> bool:
-    """A value the loop body hands to the next iteration as "already scored": a name the body
-    itself binds (`prev = chunk`, `scored.append(chunk)`), maybe copied (`chunk.clone()`).
-    Anything computed afresh (`val_tokens[(k + 1) * n:...]`, a prefetched next chunk) is not."""
-    while v is not None and v[0] == "c" and v[1].attr in _SAME_DATA and v[1].recv is not None:
-        v = v[1].recv
-    return v is None or (v[0] == "n" and v[1] in here)
-
-
-def _assignments(body, out: list) -> None:
-    for s in body:
-        tag = s[0]
-        if tag == "assign" and s[1][0] == "n":
-            out.append((s[1][1], s[2]))
-        elif tag == "aug" and s[1][0] == "n":
-            out.append((s[1][1], s[3]))
-        for sub in sub_bodies(s):
-            _assignments(sub, out)
-
-
-def _direct_backward(body, out: set) -> None:
-    for s in body:
-        tag = s[0]
-        vals = []
-        if tag in ("expr", "ret"):
-            vals = [s[1]]
-        elif tag == "assign":
-            vals = [s[2]]
-        for v in vals:
-            for c in _calls_in(v, through_attrs=False):
-                if c.attr == "backward" and c.recv is not None:
-                    out |= _names_read(c.recv)
-        for sub in sub_bodies(s):
-            _direct_backward(sub, out)
-
-
-def _param_uses(body, name: str) -> list:
-    """How a function body reads `name`: the attribute read off it, or None for a direct use."""
-    uses: list = []
-
-    def walk(v, parent_attr=None):
-        if v is None:
-            return
-        tag = v[0]
-        if tag == "n":
-            if v[1] == name:
-                uses.append(parent_attr)
-        elif tag == "a":
-            if v[1] is not None and v[1][0] == "n" and v[1][1] == name:
-                uses.append(v[2])
-            else:
-                walk(v[1])
-        elif tag == "c":
-            c = v[1]
-            walk(c.recv)
-            for a in c.args:
-                walk(a)
-            for a in c.kwargs.values():
-                walk(a)
-        elif tag in ("t", "shift"):
-            walk(v[1])
-        elif tag == "i":
-            walk(v[1])
-            walk(v[2])
-        elif tag == "b":
-            walk(v[2])
-            walk(v[3])
-        elif tag == "u":
-            for p in v[1]:
-                walk(p)
-        elif tag == "walrus":
-            walk(v[2])
-
-    def stmts(ss):
-        for s in ss:
-            tag = s[0]
-            if tag == "assign":
-                walk(s[2])
-            elif tag == "aug":
-                walk(s[3])
-            elif tag in ("expr", "ret"):
-                walk(s[1])
-            elif tag == "for":
-                walk(s[2]); stmts(s[3]); stmts(s[4])  # noqa: E702
-            elif tag == "while":
-                walk(s[1]); stmts(s[2])  # noqa: E702
-            elif tag == "if":
-                walk(s[2]); stmts(s[3]); stmts(s[4])  # noqa: E702
-            elif tag == "with":
-                for v, _ in s[2]:
-                    walk(v)
-                stmts(s[3])
-            elif tag == "block":
-                stmts(s[1])
-
-    stmts(body)
-    return uses
-
-
-FACTORIES = ("zeros", "ones", "empty", "full", "randn", "rand", "zeros_like", "ones_like", "empty_like",
-             "full_like", "randn_like", "tensor", "clone", "detach")
-
-
-def _fresh_free_tensor(c: Call) -> bool:
-    """A new tensor that requires grad (a SLOT delta/bias), not `p.requires_grad_()` on a weight."""
-    last = c.attr or (c.qual or "").rsplit(".", 1)[-1]
-    if c.kw_literals.get("requires_grad") is True and last in FACTORIES:
-        return True
-    if last == "requires_grad_" and c.recv is not None and c.recv[0] == "c":
-        inner = c.recv[1]
-        return (inner.attr or (inner.qual or "").rsplit(".", 1)[-1]) in FACTORIES
-    if (c.qual or "").endswith(("nn.Parameter", "Parameter")) and c.args and c.args[0] is not None and c.args[0][0] == "c":
-        inner = c.args[0][1]
-        return (inner.attr or (inner.qual or "").rsplit(".", 1)[-1]) in FACTORIES
-    return False
-
-
-def _oracle_shape(c: Call) -> bool:
-    """An elementwise minimum over several losses: torch.minimum(a, b), min(a, b), or
-    torch.min/amin over a stack of per-model losses. `min(chunk_bpbs)` is a statistic."""
-    q = c.qual or ""
-    if q in ("torch.minimum", "np.minimum", "numpy.minimum", "torch.fmin") or (q == "min" and c.attr is None):
-        return len(c.args) >= 2
-    if q in ("torch.min", "torch.amin") or c.attr in ("min", "amin"):
-        parts = list(c.args) + ([c.recv] if c.attr else [])
-        return any(_has_call(p, ("stack", "cat", "vstack")) for p in parts)
-    return False
-
-
-def _calls_in(v, through_attrs: bool = True):
-    """Every call in a value tree: its arguments, its receiver, the parts of unions, and (with
-    `through_attrs`) the bases of attribute, subscript and shift values."""
-    stack = [v]
-    while stack:
-        x = stack.pop()
-        if x is None:
-            continue
-        if x[0] == "c":
-            c = x[1]
-            yield c
-            stack.extend(c.args)
-            stack.append(c.recv)
-        elif through_attrs and x[0] in ("a", "t", "shift"):
-            stack.append(x[1])
-        elif x[0] == "u":
-            stack.extend(x[1])
-
-
-def _has_call(v, names) -> bool:
-    return any((c.attr or (c.qual or "").rsplit(".", 1)[-1]) in names for c in _calls_in(v))
-
-
-def _loop_targets(body) -> list[str]:
-    out: list[str] = []
-    for s in body:
-        tag = s[0]
-        if tag == "for":
-            out += list(_names(s[1]))
-        if tag == "assign" and s[1][0] == "tuple":
-            out += list(_names(s[1]))
-        for sub in sub_bodies(s):
-            out += _loop_targets(sub)
-    return out

@@ -17,8 +17,9 @@ examples:
   pgolf audit path/to/record --waivers reviewer-waivers.yaml        # reviewer-owned waivers only
 
 text output is compiler-style: path:line:col: RULE-ID severity: message, then the evidence chain.
-verdicts: PASS (no error), FAIL (an error), REVIEW (the audit could not decide: parse failure,
-exec of code it could not decode). exit codes: 0 PASS/REVIEW, 1 FAIL, 2 unusable input.
+verdicts: PASS (the reported score matched a legal shape, named in its PG-EVAL-001 line), FAIL (an
+error: rule, line, evidence chain), REVIEW (PG-EVAL-002 or PARSE: the one fact the audit could not
+establish). exit codes: 0 PASS/REVIEW, 1 FAIL, 2 unusable input (also a FILE that is not Python).
 """
 
 
