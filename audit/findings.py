@@ -29,7 +29,8 @@ class Verdict(str, enum.Enum):
 
 
 # The condition a rule enforces: the four conditions of rules.md and the harness areas.
-CONDITIONS = ("C1", "C2", "C3", "C4", "BYTES", "TIME", "SEEDS", "CLAIMS", "STATS", "DATA", "NET", "PARSE")
+CONDITIONS = ("C1", "C2", "C3", "C4", "BYTES", "TIME", "SEEDS", "CLAIMS", "STATS", "DATA", "NET", "PARSE",
+              "EVAL")  # EVAL: the audit's account of the evaluation it proved (or could not)
 
 
 @dataclass(frozen=True)

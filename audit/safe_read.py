@@ -15,6 +15,9 @@ sparse file or a FIFO must not reach a report or exhaust memory. Everything in `
   component between `root` and the file is a link (O_NOFOLLOW only guards the last component).
 - `iter_lines_under(root, rel, cap, max_line)` streams the lines of such a file (train logs):
   refused before reading when over `cap`, each line cut to `max_line` bytes, never read whole.
+- `read_head(root, rel, limit)` / `read_tail(root, rel, limit)`: the first / last `limit` bytes
+  of such a file, however large it is (the configuration at the top of a run log, the final
+  scores at its end).
 
 This module lives in `audit` because `audit` may not import `harness`; `harness` imports it.
 """
@@ -216,6 +219,31 @@ def _check_regular(name: str, fd: int, cap: int) -> None:
         raise UnsafeRead(name, "too-large", f"{st.st_size} bytes, over the {cap}-byte cap", st.st_size)
 
 
+def read_head(root: str | os.PathLike, rel: str, limit: int) -> bytes:
+    """The first `limit` bytes of the regular file `root/rel` (never through a link anywhere on
+    its path): for evidence that sits at the top of a file that may be large (a run log)."""
+    name, fd = open_under(root, rel)
+    try:
+        _check_regular(name, fd, float("inf"))
+        return _read_all(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def read_tail(root: str | os.PathLike, rel: str, limit: int) -> bytes:
+    """The last `limit` bytes of the regular file `root/rel` (never through a link): the end of a
+    run log, where the final scores are printed."""
+    name, fd = open_under(root, rel)
+    try:
+        _check_regular(name, fd, float("inf"))
+        size = os.fstat(fd).st_size
+        if size > limit:
+            os.lseek(fd, size - limit, os.SEEK_SET)
+        return _read_all(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def read_text_capped(path: str | os.PathLike, cap: int, encoding: str = "utf-8") -> str:
     """`read_capped` decoded with `errors="replace"` (bad bytes never raise)."""
     return read_capped(path, cap).decode(encoding, errors="replace")
@@ -233,6 +261,17 @@ def _read_fd(name: str, fd: int, cap: int) -> bytes:
         got += len(block)
     if got > cap:
         raise UnsafeRead(name, "too-large", f"grew past the {cap}-byte cap while read", got)
+    return b"".join(chunks)
+
+
+def _read_all(fd: int, limit: int) -> bytes:
+    chunks, got = [], 0
+    while got < limit:
+        block = os.read(fd, min(1 << 20, limit - got))
+        if not block:
+            break
+        chunks.append(block)
+        got += len(block)
     return b"".join(chunks)
 
 

@@ -91,18 +91,19 @@ def test_helper_module_beside_script_is_audited(tmp_path):
     assert any(f.rule_id == "PG-C1-001" and f.location.path.endswith("ngram_mix.py") and f.location.line == 13 for f in res.findings)
 
 
-@pytest.mark.parametrize("name,data", [
-    ("syntax.py", b"def f(:\n    pass\n"),
-    ("latin1.py", b"x = '\xe9'\n"),
-    ("badcoding.py", b"# -*- coding: nonesuch -*-\nx = 1\n"),
-    ("nul.py", b"x = 1\x00\n"),
+@pytest.mark.parametrize("name,data,verdict,rule", [
+    ("syntax.py", b"def f(:\n    pass\n", Verdict.REVIEW, "PG-PARSE-001"),  # maybe newer syntax: a person looks
+    ("latin1.py", b"x = '\xe9'\n", Verdict.FAIL, "PG-PARSE-005"),  # CPython refuses to read these as source
+    ("badcoding.py", b"# -*- coding: nonesuch -*-\nx = 1\n", Verdict.FAIL, "PG-PARSE-005"),
+    ("nul.py", b"x = 1\x00\n", Verdict.FAIL, "PG-PARSE-005"),
+    ("empty.py", b"", Verdict.FAIL, "PG-PARSE-005"),
 ])
-def test_bad_input_is_review_not_crash(tmp_path, name, data):
+def test_bad_input_is_a_finding_not_a_crash(tmp_path, name, data, verdict, rule):
     p = tmp_path / name
     p.write_bytes(data)
     res = audit_file(p)
-    assert res.verdict is Verdict.REVIEW
-    assert res.findings[0].rule_id == "PG-PARSE-001"
+    assert res.verdict is verdict
+    assert res.findings[0].rule_id == rule and res.findings[0].location.path == str(p)
 
 
 def test_newer_syntax_and_big_payload(tmp_path):

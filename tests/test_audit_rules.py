@@ -13,6 +13,7 @@ import pytest
 
 from audit.findings import Severity, Verdict, roll_up
 from audit.static import RULES, audit_file, audit_source
+from audit.static.rules import Folder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "audit"
 ANNOT = re.compile(r"#\s*(expect|ok):\s*(PG-[A-Z0-9]+-\d{3})")
@@ -23,7 +24,18 @@ EXAMPLES += [(rid, i, src, line) for rid, cls in RULES.items() for i, (src, line
 
 
 @pytest.mark.parametrize("rule_id,index,src,line", EXAMPLES, ids=[f"{e[0]}-{'invalid' if e[3] else 'valid'}-{e[1]}" for e in EXAMPLES])
-def test_rule_example(rule_id, index, src, line):
+def test_rule_example(rule_id, index, src, line, tmp_path):
+    if isinstance(src, Folder):  # a whole record folder: run the file audit on it
+        rec = tmp_path / "2026-01-01_Example"
+        src.write(rec)
+        found = [f for f in audit_file(rec / "train_gpt.py").findings if f.rule_id == rule_id]
+        where = [f"{f.location.path.rsplit('/', 1)[-1]}:{f.location.line}" if f.location.line else
+                 f.location.path.rsplit("/", 1)[-1] for f in found]
+        if line is None:
+            assert where == [], f"{rule_id} fired on its VALID example at {where}"
+        else:
+            assert line in where, f"{rule_id} should fire at {line}, fired at {where}"
+        return
     lines = [f.location.line for f in audit_source(src, "example.py") if f.rule_id == rule_id]
     if line is None:
         assert lines == [], f"{rule_id} fired on its VALID example at {lines}"
@@ -38,10 +50,17 @@ def test_every_rule_has_examples_and_rationale():
         assert len(cls.rationale()) > 40, rid
 
 
-FIXTURE_FILES = sorted(FIXTURES.glob("*.py"))
+# single programs, and record folders (code with its README, run scripts and logs) for the rules
+# that read run evidence; a fixture's kind comes from its name: legal_ must PASS with no error,
+# review_ must be REVIEW, known_ documents honest gaps, anything else must FAIL
+FIXTURE_FILES = sorted(FIXTURES.glob("*.py")) + sorted(FIXTURES.glob("records/*/train_gpt.py"))
 
 
-@pytest.mark.parametrize("path", FIXTURE_FILES, ids=[p.stem for p in FIXTURE_FILES])
+def _fixture_name(path: Path) -> str:
+    return path.parent.name if path.parent.parent.name == "records" else path.stem
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=[_fixture_name(p) for p in FIXTURE_FILES])
 def test_annotated_fixture(path):
     result = audit_file(path)
     by_rule: dict[str, set[int]] = {}
@@ -61,10 +80,16 @@ def test_annotated_fixture(path):
         for rid, dline in DECODED.findall(line):
             decoded = {f.location.line for f in result.findings if f.rule_id == rid and f.location.path.endswith("#decoded")}
             assert int(dline) in decoded, f"{rid} expected at decoded line {dline}, got {sorted(decoded)}"
-    if path.stem.startswith("known_"):
+    name = _fixture_name(path)
+    if name.startswith("known_"):
         return  # honest gaps: documented with `# known-miss`, nothing asserted
-    if path.stem.startswith("legal_"):
+    if name.startswith("legal_"):
         assert result.verdict is Verdict.PASS, [f.to_dict() for f in result.findings]
+        assert not [f for f in result.findings if f.severity is Severity.ERROR]
+        shapes = [f for f in result.findings if f.rule_id == "PG-EVAL-001"]
+        assert len(shapes) == 1 and shapes[0].message.startswith("legal shape: "), "a PASS names its legal shape"
+    elif name.startswith("review_"):
+        assert expected_any and result.verdict is Verdict.REVIEW, [f.to_dict() for f in result.findings]
         assert not [f for f in result.findings if f.severity is Severity.ERROR]
     else:
         assert expected_any and result.verdict is Verdict.FAIL

@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
 
 from audit.findings import EvidenceStep, Finding, Location, Severity, Verdict, roll_up
-from audit.static.flags import FlagEval, collect_evidence
+from audit.static.evidence import collect_evidence, program_environment
+from audit.static.flags import FlagEval
 from audit.static.flow import Flow
 from audit.static.ir import build_module
 from audit.static.names import import_aliases
 from audit.static.positions import statement_positions
 from audit.static.program import Program
+from audit.static.sinks import ScoreSinks
 from audit.static.rules import RULES
-from audit.static.source import NotDecodable, decode_source, evaluate_decoder_chain, read_source
+from audit.static.discover import collect_targets, entry_files, folder_links, helper_names, helper_path  # noqa: F401
+from audit.static.isolate import run_isolated
+from audit.static.payload import find_payload
+from audit.static.prescreen import prescreen
+from audit.static.source import read_sibling, read_source
 from audit.static.trace import Tracer
 
 MAX_HELPERS = 12
@@ -83,80 +87,15 @@ def _parse(text: str, path: str) -> tuple[cst.Module | None, Finding | None]:
         return None, _parse_failure(path, f"parser failed: {type(e).__name__}: {str(e)[:200]}")
 
 
-def _find_payload(module: cst.Module, aliases: dict, path: str, folder: Path | None, positions):
-    """(payload text, payload path, exec line) of a self-extracting wrapper, or None."""
-    for stmt in module.body:
-        if not isinstance(stmt, cst.SimpleStatementLine):
-            continue
-        for small in stmt.body:
-            call = small.value if isinstance(small, cst.Expr) else None
-            if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and call.func.value == "exec" and call.args):
-                continue
-            line = positions.get(id(small), (None,))[0]
-            arg = call.args[0].value
-            try:
-                out = evaluate_decoder_chain(arg, aliases)
-                if isinstance(out, bytes):
-                    out = out.decode("utf-8", errors="replace")
-                return out, f"{path}#decoded", line
-            except (NotDecodable, UnicodeError, ValueError, TypeError, LookupError):
-                pass
-            if folder is not None:  # exec(open(<sibling>.py).read())
-                for node in _strings(arg):
-                    cand = folder / os.path.basename(node)
-                    if node.endswith(".py") and cand.is_file() and cand.name != Path(path).name:
-                        src = read_source(cand)
-                        if src.text is not None:
-                            return src.text, str(cand), line
-    return None
+def _link_finding(path: str) -> Finding:
+    """A symbolic link in the submission: named, never followed, never read."""
+    return Finding("PG-PARSE-004", Severity.WARNING, f"{RULES['PG-PARSE-004'].message}: {Path(path).name}", "PARSE",
+                   Location(path), (), "high", True)
 
 
-def _strings(node) -> list[str]:
-    out = []
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, cst.SimpleString):
-            v = n.evaluated_value
-            if isinstance(v, str):
-                out.append(v)
-        stack.extend(n.children)
-    return out
-
-
-def _helpers(module: cst.Module, folder: Path | None, own: str) -> list[tuple[str, Path]]:
-    """Modules the program imports from its own folder: `ngram_mix` -> folder/ngram_mix.py, and
-    for a package folder `pkg`, `pkg.data` or `.data` -> folder/data.py."""
-    if folder is None:
-        return []
-    names: list[str] = []
-    for node in _imports(module):
-        if isinstance(node, cst.Import):
-            names += [cst.Module([]).code_for_node(a.name) for a in node.names]
-        elif isinstance(node, cst.ImportFrom) and node.module is not None:
-            names.append(cst.Module([]).code_for_node(node.module))
-    out = []
-    for n in names:
-        parts = n.split(".")
-        if parts[0] == folder.name and len(parts) > 1:
-            parts = parts[1:]
-        p = folder.joinpath(*parts[:-1], f"{parts[-1]}.py")
-        if p.is_file() and p.name != own:
-            out.append((n, p))
-    return out
-
-
-def _imports(module: cst.Module):
-    stack = list(module.body)
-    while stack:
-        s = stack.pop()
-        if isinstance(s, cst.SimpleStatementLine):
-            for small in s.body:
-                if isinstance(small, (cst.Import, cst.ImportFrom)):
-                    yield small
-        elif isinstance(s, (cst.If, cst.Try, cst.FunctionDef, cst.With)):
-            body = s.body
-            stack.extend(getattr(body, "body", ()))
+def _not_a_program(path: str, problem: str) -> Finding:
+    return Finding("PG-PARSE-005", Severity.ERROR, f"{RULES['PG-PARSE-005'].message}: {problem}", "PARSE",
+                   Location(path, 1), (), "high")
 
 
 def audit_source(text: str, path: str, folder: Path | None = None, evidence_folder: Path | None = None) -> list[Finding]:
@@ -168,41 +107,55 @@ def audit_source(text: str, path: str, folder: Path | None = None, evidence_fold
     aliases = import_aliases(module)
     positions = statement_positions(module, text)
     decoded_note = None
-    payload = _find_payload(module, aliases, path, folder, positions)
+    payload = find_payload(module, aliases, path, folder, positions)
+    if payload is not None and payload.refused:
+        findings.append(Finding("PG-PARSE-002", Severity.NOTE, f"self-extracting payload not decoded: {payload.refused}",
+                                "PARSE", Location(path, payload.line), (), "high", True))
+        payload = None
     if payload is not None:
-        ptext, ppath, line = payload
         findings.append(Finding("PG-PARSE-003", Severity.NOTE, RULES["PG-PARSE-003"].message, "PARSE",
-                                Location(path, line), (EvidenceStep(f"payload audited as {ppath}"),), "high"))
-        module, fail = _parse(ptext, ppath)
+                                Location(path, payload.line), (EvidenceStep(f"payload audited as {payload.origin}"),), "high"))
+        problem = prescreen(payload.text)
+        if problem is not None:
+            return findings + [_parse_failure(payload.origin, problem[0], problem[1])]
+        module, fail = _parse(payload.text, payload.origin)
         if fail is not None:
             return findings + [fail]
-        text, path = ptext, ppath
+        text, path = payload.text, payload.origin
         aliases = import_aliases(module)
         positions = statement_positions(module, text)
         decoded_note = f"location in the decoded payload {path}"
     irs = [build_module(module, path, positions, aliases)]
     seen = {Path(path).name}
-    queue = _helpers(module, folder, Path(path).name)
-    while queue and len(irs) <= MAX_HELPERS:
-        name, hp = queue.pop(0)
-        if hp.name in seen:
+    queue = [(n, module) for n in helper_names(module)]
+    while queue and folder is not None and len(irs) <= MAX_HELPERS:
+        name, _ = queue.pop(0)
+        found = helper_path(name, folder)
+        if found is None or found[0] in seen:
             continue
-        seen.add(hp.name)
-        src = read_source(hp)
+        rel, kind = found
+        seen.add(rel)
+        if kind == "link":
+            findings.append(_link_finding(str(folder / rel)))
+            continue
+        src = read_sibling(folder, rel)
         if src.text is None:
-            findings.append(_parse_failure(str(hp), src.problem or "unreadable"))
+            findings.append(_link_finding(src.path) if src.kind == "link" else _parse_failure(src.path, src.problem or "unreadable"))
             continue
-        hmod, fail = _parse(src.text, str(hp))
+        problem = prescreen(src.text)
+        if problem is not None:
+            findings.append(_parse_failure(src.path, problem[0], problem[1]))
+            continue
+        hmod, fail = _parse(src.text, src.path)
         if fail is not None:
             findings.append(fail)
             continue
-        ir = build_module(hmod, str(hp), statement_positions(hmod, src.text), import_aliases(hmod))
+        ir = build_module(hmod, src.path, statement_positions(hmod, src.text), import_aliases(hmod))
         ir.module_name = name
         irs.append(ir)
-        queue.extend(_helpers(hmod, folder, hp.name))
+        queue.extend((n, hmod) for n in helper_names(hmod))
     flow = Flow(irs)
     flow.run()
-    events = Tracer(flow).program(irs[0].functions["<module>"], list(irs[0].functions.values()))
     class_attrs: dict = {}
     constants: dict = {}
     for ir in irs:
@@ -210,75 +163,90 @@ def audit_source(text: str, path: str, folder: Path | None = None, evidence_fold
         constants.update(ir.constants)
     ev_folder = evidence_folder or folder
     evidence = collect_evidence(ev_folder, set(class_attrs)) if ev_folder is not None else None
+    if evidence is not None:
+        program_environment(module, path, evidence)
     functions = {q: f for ir in irs for q, f in ir.functions.items()}
-    prog = Program(path, events, flow, FlagEval(class_attrs, constants, None, functions),
-                   FlagEval(class_attrs, constants, evidence, functions) if evidence is not None else None,
-                   decoded_note=decoded_note)
+    score = ScoreSinks(flow, list(functions.values()), evidence)
+    events = Tracer(flow, reported=score.reported_keys, deps=score.deps, sink_fns=score.sink_fns).program(
+        irs[0].functions["<module>"], list(irs[0].functions.values()))
+    prog = Program(path, events, flow, FlagEval(class_attrs, constants, None, functions, flow.param_args),
+                   FlagEval(class_attrs, constants, evidence, functions, flow.param_args) if evidence is not None else None,
+                   decoded_note=decoded_note, sinks=score)
     for rule_cls in RULES.values():
         rule_cls().check(prog)
-    return findings + prog.findings
+    seen_at = {(f.rule_id, f.location.path, f.location.line) for f in findings if f.location is not None}
+    return findings + [f for f in prog.findings if (f.rule_id, f.location.path, f.location.line) not in seen_at]
 
 
 def audit_file(path: Path, folder: Path | None = None) -> FileResult:
+    """One program of a record, in this process. Links in its folder are findings, never read;
+    an empty or non-Python entry file is a FAIL finding; nothing here raises on bad input."""
     t0 = time.perf_counter()
     path = Path(path)
     folder = folder if folder is not None else path.parent
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        return FileResult(str(path), [_parse_failure(str(path), f"cannot read: {e}")])
-    sha = hashlib.sha256(raw).hexdigest()
-    src = decode_source(str(path), raw)
+    findings = [_link_finding(str(e.path)) for e in folder_links(folder)]
+    src = read_source(path)
     if src.text is None:
-        return FileResult(str(path), [_parse_failure(str(path), src.problem or "unreadable")], sha, 0, time.perf_counter() - t0)
+        if src.kind == "link":
+            if not any(f.location.path == str(path) for f in findings):
+                findings.append(_link_finding(str(path)))
+        elif src.kind == "not-python":
+            findings.append(_not_a_program(str(path), src.problem or "not Python source"))
+        else:
+            findings.append(_parse_failure(str(path), src.problem or "unreadable"))
+        sha = hashlib.sha256(src.raw).hexdigest() if src.raw else ""
+        return FileResult(str(path), findings, sha, 0, time.perf_counter() - t0)
+    sha = hashlib.sha256(src.raw).hexdigest()
+    lines = src.text.count("\n") + 1
+    if not _has_code(src.text):
+        findings.append(_not_a_program(str(path), "the file is empty (no statements)"))
+        return FileResult(str(path), findings, sha, lines, time.perf_counter() - t0)
+    problem = prescreen(src.text)
+    if problem is not None:
+        findings.append(_parse_failure(str(path), problem[0], problem[1]))
+        return FileResult(str(path), findings, sha, lines, time.perf_counter() - t0)
     try:
-        findings = audit_source(src.text, str(path), folder)
+        got = audit_source(src.text, str(path), folder)
     except RecursionError:
-        findings = [_parse_failure(str(path), "nesting too deep to analyse")]
+        got = [_parse_failure(str(path), "nesting too deep to analyse")]
     except Exception as e:  # an analysis bug must not hide a file: REVIEW, with the reason
-        findings = [_parse_failure(str(path), f"internal error {type(e).__name__}: {str(e)[:200]}")]
-    return FileResult(str(path), findings, sha, src.text.count("\n") + 1, time.perf_counter() - t0)
+        got = [_parse_failure(str(path), f"internal error {type(e).__name__}: {str(e)[:200]}")]
+    known = {(f.rule_id, f.location.path) for f in findings}
+    findings += [f for f in got if not (f.rule_id == "PG-PARSE-004" and (f.rule_id, f.location.path) in known)]
+    return FileResult(str(path), findings, sha, lines, time.perf_counter() - t0)
 
 
-def entry_files(folder: Path) -> list[Path]:
-    """The programs of a record folder: train_gpt.py if it has code, else train*.py, else *.py."""
-    main = folder / "train_gpt.py"
-    if main.is_file() and main.stat().st_size > 0:
-        return [main]
-    trains = sorted(p for p in folder.glob("train*.py") if p.stat().st_size > 0)
-    return trains or sorted(p for p in folder.glob("*.py") if p.stat().st_size > 0)
+def _has_code(text: str) -> bool:
+    """Any statement at all (comments, blank lines and a coding line are not code)."""
+    for line in text.splitlines():
+        s = line.strip()
+        if s and not s.startswith("#"):
+            return True
+    return False
 
 
-def collect_targets(path: Path) -> list[Path]:
-    """Files to audit under `path`: itself, a record folder's entry files, or every record below."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if any(path.glob("*.py")):
-        return entry_files(path)
-    out: list[Path] = []
-    for sub in sorted(p for p in path.rglob("*") if p.is_dir()):
-        if any(sub.glob("*.py")):
-            out.extend(entry_files(sub))
-    return out
+def not_python(path: Path) -> str | None:
+    """Why `path` is not a Python program that `pgolf audit FILE` could review, or None.
+
+    The CLI turns this into exit 2: the call named something that is not code at all (a link,
+    a binary, a file CPython would refuse to read as source)."""
+    src = read_source(Path(path))
+    if src.kind == "link":
+        return "a symbolic link: not followed"
+    if src.kind == "not-python":
+        return src.problem
+    if src.kind == "unreadable":
+        return src.problem
+    return None
+
+
+def _failed(path: Path, problem: str) -> FileResult:
+    return FileResult(str(path), [_parse_failure(str(path), problem)])
 
 
 def audit_paths(files: list[Path], jobs: int = 1) -> list[FileResult]:
-    """Results in the order of `files`. With workers, the largest files start first so that
-    no big file is left running alone at the end (the merged records range 0.3k-3k lines)."""
-    if jobs <= 1 or len(files) <= 1:
-        return [audit_file(f) for f in files]
-    order = sorted(range(len(files)), key=lambda i: -_size(files[i]))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        done = list(pool.map(audit_file, [files[i] for i in order], chunksize=1))
-    out: list = [None] * len(files)
-    for i, r in zip(order, done):
-        out[i] = r
-    return out
-
-
-def _size(path: Path) -> int:
-    try:
-        return Path(path).stat().st_size
-    except OSError:
-        return 0
+    """Results in the order of `files`, each file audited in a worker process of its own (a
+    parser crash or a stall is that file's PG-PARSE-001 finding; the others keep their
+    results). With several workers the largest files start first so that no big file is left
+    running alone at the end (the merged records range 0.3k-3k lines)."""
+    return run_isolated(list(files), audit_file, _failed, jobs=max(1, jobs))

@@ -3,18 +3,15 @@
 Hyperparameters in these scripts are class attributes read from the environment
 (`ttt_enabled = bool(int(os.environ.get("TTT_ENABLED", "0")))`). We evaluate a guard with a tiny
 interpreter over literals, `os.environ.get`/`os.getenv` defaults, config attributes and
-comparisons; anything else is Unknown (treated as live). The record's own evidence overrides the
-defaults: `VAR=value` in its README or run scripts, and `name: value` / `name=value` lines in its
-logs for the config attributes the code defines.
+comparisons; anything else is Unknown (treated as live). The record's own evidence
+(audit.static.evidence: echoed configuration in its logs, its run scripts, its README's command
+blocks) overrides the defaults.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import libcst as cst
 
+from audit.static.evidence import Evidence
 from audit.static.ir import _lit
 from audit.static.names import dotted
 
@@ -25,62 +22,32 @@ class _Unknown:
 
 
 UNKNOWN = _Unknown()
-ENV_ASSIGN = re.compile(r"(?<![\w$])([A-Z][A-Z0-9_]{1,})=(\"[^\"]*\"|'[^']*'|[^\s;&|`]+)")
-LOG_KV = re.compile(r"(?:^|[\s,{(])([a-z][a-z0-9_]{2,})\s*[:=]\s*('?[\w.+-]+'?)(?![\w.(\[])")
-CODE_LINE = re.compile(r"os\.environ|getenv|\bdef |\bimport |\bclass |\breturn\b|;")
-
-
-@dataclass
-class Evidence:
-    env: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # VAR -> (value, file, line)
-    attrs: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # attr -> (value, file, line)
-
-
-def collect_evidence(folder: Path | None, attr_names: set[str]) -> Evidence:
-    """Run commands (README, *.sh) and logged hyperparameters of a record folder."""
-    ev = Evidence()
-    if folder is None or not folder.is_dir():
-        return ev
-    files = sorted(p for p in folder.iterdir() if p.is_file() and (p.suffix.lower() in (".md", ".sh", ".txt", ".log") or p.name.lower().startswith("readme")))
-    for p in files[:64]:
-        try:
-            with p.open("r", encoding="utf-8", errors="replace") as fh:
-                lines = fh.read(4_000_000).splitlines()
-        except OSError:
-            continue
-        is_log = p.suffix.lower() in (".log", ".txt") and not p.name.lower().startswith("readme") and p.name != "requirements.txt"
-        for i, line in enumerate(lines[:200_000], 1):
-            if not is_log:
-                for m in ENV_ASSIGN.finditer(line):
-                    ev.env.setdefault(m.group(1), (m.group(2).strip("\"'"), str(p), i))
-            else:
-                if i > 400:  # hyperparameters are printed at the top of a log
-                    break
-                if CODE_LINE.search(line):  # logs that embed the source are not evidence of values
-                    continue
-                for m in LOG_KV.finditer(line):
-                    if m.group(1) in attr_names:
-                        ev.attrs.setdefault(m.group(1), (m.group(2).strip("'"), str(p), i))
-                for m in ENV_ASSIGN.finditer(line):
-                    ev.env.setdefault(m.group(1), (m.group(2).strip("\"'"), str(p), i))
-    return ev
+LAUNCHER_VARS = frozenset({"WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
+                           "MASTER_PORT", "NODE_RANK"})
 
 
 class FlagEval:
     """Evaluate guard expressions under the defaults, or under the record's evidence."""
 
     def __init__(self, class_attrs: dict[str, cst.BaseExpression], constants: dict[str, str],
-                 evidence: Evidence | None = None, functions: dict | None = None):
+                 evidence: Evidence | None = None, functions: dict | None = None, param_args: dict | None = None):
         self.class_attrs = class_attrs
         self.constants = constants
         self.evidence = evidence
         self.functions = functions or {}  # qual -> Function, for locals like `use_slot = args.slot_enabled`
+        self.param_args = param_args or {}  # (function, param) -> call sites' arguments (flow.param_args)
         self._fn = None
         self.used: list[tuple[str, str, int, str]] = []  # evidence consulted: (what, file, line, value)
+        self.observed: dict = {}  # (function, expression text) -> (value, log, line): printed inline tests
 
     def value(self, node, depth: int = 0):
         if depth > 12:
             return UNKNOWN
+        if self.observed and isinstance(node, (cst.Name, cst.Attribute)) and self._fn is not None:
+            got = self.observed.get((self._fn.qual, cst.Module([]).code_for_node(node)))
+            if got is not None:
+                self.used.append((cst.Module([]).code_for_node(node), got[1], got[2], str(got[0])))
+                return got[0]
         if isinstance(node, cst.Name):
             v = node.value
             if v in ("True", "False", "None"):
@@ -94,6 +61,8 @@ class FlagEval:
                 if v in f.assigns:
                     node = f.assigns[v]
                     return UNKNOWN if node is None else self.value(node, depth + 1)
+                if v in f.params:
+                    return self._parameter(f, v, depth)
                 f = f.parent
             return UNKNOWN
         if isinstance(node, (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)):
@@ -106,13 +75,28 @@ class FlagEval:
                 self.used.append((name, f, ln, val))
                 return _coerce(val)
             if name in self.class_attrs:
-                return self.value(self.class_attrs[name], depth + 1)
+                default = self.class_attrs[name]
+                env = self.evidence.env if self.evidence is not None else {}
+                if name.upper() in env and _literal(default):
+                    # a config field with a literal default, filled from its upper-case environment
+                    # variable (`ttt_enabled: bool = False` <- TTT_ENABLED by a from_env helper)
+                    val, f, ln = env[name.upper()]
+                    self.used.append((name.upper(), f, ln, val))
+                    return _coerce(val)
+                return self.value(default, depth + 1)
             return UNKNOWN
         if isinstance(node, cst.Call):
             fname = dotted(node.func) or ""
+            module = self.functions.get("<module>")
+            if isinstance(node.func, cst.Name) and module is not None:
+                alias = module.assigns.get(node.func.value)  # `_E = os.environ.get`
+                if isinstance(alias, (cst.Attribute, cst.Name)):
+                    fname = dotted(alias) or fname
             args = [a.value for a in node.args if a.keyword is None]
             if fname.endswith(("environ.get", "getenv")) and args:
                 key = self.value(args[0], depth + 1)
+                if key in LAUNCHER_VARS:  # set by torchrun at run time, not a setting of the record
+                    return UNKNOWN
                 default = self.value(args[1], depth + 1) if len(args) > 1 else None
                 if isinstance(key, str) and self.evidence is not None and key in self.evidence.env:
                     val, f, ln = self.evidence.env[key]
@@ -168,7 +152,8 @@ class FlagEval:
                 return {"Equal": lambda a, b: a == b, "NotEqual": lambda a, b: a != b, "GreaterThan": lambda a, b: a > b,
                         "LessThan": lambda a, b: a < b, "GreaterThanEqual": lambda a, b: a >= b,
                         "LessThanEqual": lambda a, b: a <= b, "In": lambda a, b: a in b,
-                        "NotIn": lambda a, b: a not in b}[op](left, right)
+                        "NotIn": lambda a, b: a not in b, "Is": lambda a, b: a is b,
+                        "IsNot": lambda a, b: a is not b}[op](left, right)
             except (KeyError, TypeError):
                 return UNKNOWN
         if isinstance(node, cst.IfExp):
@@ -177,6 +162,28 @@ class FlagEval:
                 return UNKNOWN
             return self.value(node.body if t else node.orelse, depth + 1)
         return UNKNOWN
+
+    def _parameter(self, f, name: str, depth: int):
+        """A parameter's value when every call site passes the same known value (or leaves the
+        same known default): `evaluate(model, use_slot=args.slot_enabled)`."""
+        sites = self.param_args.get((f.qual, name))
+        if not sites:
+            return UNKNOWN
+        values = []
+        saved = self._fn
+        try:
+            for caller, node in sites:
+                if node is None:
+                    node, self._fn = f.defaults.get(name), f
+                else:
+                    self._fn = caller
+                values.append(UNKNOWN if node is None else self.value(node, depth + 1))
+        finally:
+            self._fn = saved
+        first = values[0]
+        if first is UNKNOWN or any(v is UNKNOWN or v != first for v in values[1:]):
+            return UNKNOWN
+        return first
 
     def guard_open(self, test, polarity: bool, kind: str = "if", fn: str = ""):
         """True/False/UNKNOWN: does execution pass this guard?"""
@@ -192,6 +199,11 @@ class FlagEval:
             return bool(v) == polarity
         except Exception:
             return UNKNOWN
+
+
+def _literal(node) -> bool:
+    return isinstance(node, (cst.Integer, cst.Float, cst.SimpleString)) or (
+        isinstance(node, cst.Name) and node.value in ("True", "False", "None"))
 
 
 def _truthy(x) -> bool:

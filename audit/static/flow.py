@@ -23,7 +23,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from audit.static.callbacks import chosen_functions, parameter_bindings
 from audit.static.ir import Call, Function, ModuleIR
+from audit.static.normalisation import type_of_call
 from audit.static.offsets import earlier
 
 VAL_STRING = re.compile(r"fineweb_val|(^|[/_])val_[0-9]*\*?\.bin|_val_\*|/val\b")
@@ -33,8 +35,8 @@ TRAIN_NAME = re.compile(r"^_*train_(tokens|toks|files|data|stream|shards?|loader
 VAL_CALL = re.compile(r"(^|_)(load_val|load_validation|get_val|val_tokens|validation_tokens)")
 TARGET_NAMES = frozenset({"y", "yb", "y_batch", "target", "targets", "tgt", "tgts", "tgt_ids", "target_ids",
                           "labels", "target_tokens", "next_tokens", "y_tok", "ys"})
-SPECIAL = frozenset({"target", "thash", "tkeyed", "tprob", "shift",
-                     "@target", "@thash", "@tkeyed", "@tprob", "@shift"})
+SPECIAL = frozenset({"target", "thash", "tkeyed", "tprob", "shift", "dist", "vred",
+                     "@target", "@thash", "@tkeyed", "@tprob", "@shift", "@dist", "@vred"})
 
 
 def norm(labels) -> frozenset:
@@ -80,7 +82,9 @@ KEEP_SPECIAL = frozenset({"long", "int", "to", "view", "reshape", "flatten", "cu
                           "clamp_min", "clamp_max", "tolist", "numpy", "as_tensor", "tensor", "from_numpy", "item",
                           "abs", "neg", "type", "view_as", "expand", "expand_as", "log1p", "sqrt", "max", "maximum",
                           "astype", "minimum", "min", "where", "clip", "copy", "float32", "float64", "int64", "uint64",
-                          "array", "asarray", "sum", "mean", "pow", "reciprocal"})
+                          "array", "asarray", "sum", "mean", "pow", "reciprocal", "cat", "stack", "concatenate",
+                          "hstack", "vstack", "column_stack", "softmax", "log_softmax", "amax", "nansum", "neg",
+                          "logsumexp", "logaddexp"})
 STOP_CALLS = frozenset({"len", "isinstance", "print", "type", "id", "hasattr", "callable", "log0", "logger.info",
                         "time.time", "time.perf_counter", "numel", "dim", "size"})
 MUTATORS = frozenset({"append", "extend", "copy_", "add_", "insert", "update", "put", "index_add_", "scatter_add_",
@@ -134,11 +138,25 @@ class Flow:
             for f in m.functions.values():
                 if f.is_method and f.cls:
                     self.methods[(f.cls, f.name)] = f
+        self.fparams: dict = {}
+        self.called: set[str] = set()  # functions some call site reaches (their params' names are not evidence)
+        self.param_args: dict = {}  # (function, param) -> [(caller, argument expression or None)]
+        self.fparams = parameter_bindings(modules, self)
 
     # -- resolution -------------------------------------------------------------------------
-    def resolve(self, call: Call, fn: Function | None = None) -> tuple[list[Function], int]:
-        """The file's own functions a call may reach, and how many leading params are implicit."""
+    def resolve(self, call: Call, fn: Function | None = None, higher_order: bool = True) -> tuple[list[Function], int]:
+        """The file's own functions a call may reach, and how many leading params are implicit.
+        With `higher_order`, a call of a parameter (`fn(*args)`) reaches every function a call
+        site passes for it (audit.static.callbacks)."""
         q = call.qual
+        if higher_order and q is not None and fn is not None and q in fn.params and call.attr is None:
+            bound = self.fparams.get((fn.qual, q))
+            if bound:
+                return list(bound), 0
+        if q is not None and fn is not None and call.attr is None and q in fn.assigns and q not in self.by_name:
+            chosen = chosen_functions(call, fn, self)  # `eval_fn = a if c else b; eval_fn(...)`
+            if chosen:
+                return [f for f, _, _ in chosen], 0
         if call.attr is not None and fn is not None and call.recv is not None and call.recv[0] == "n":
             cls = fn.cls if call.recv[1] == "self" and fn.is_method else self.types.get(self.key(fn, call.recv[1]))
             if cls is not None:
@@ -216,12 +234,12 @@ class Flow:
             hint = _HINTS.get(name)
             if hint is None:
                 hint = _HINTS[name] = _name_hint(name)
-            if hint:
-                out = out | hint
+            if hint and not (name in fn.params and fn.qual in self.called):
+                out = out | hint  # a parameter's name says nothing when its callers are known
             const = self.constants.get(name) if name not in fn.locals or fn.qual == "<module>" else None
             if const is not None:
                 out = out | _string_labels(const)
-            if name in TARGET_NAMES and is_val(out):
+            if (name in TARGET_NAMES or _target_named(name)) and is_val(out):
                 out = out | {"target"}
             return out
         if tag == "a":
@@ -260,7 +278,8 @@ class Flow:
             out = left | right
             if v[1] == "Subtract":
                 out = out - {"shift", "@shift"}
-            if v[1] in HASH_OPS and (has(left, "target") or has(right, "target")) and not has(out, "tprob"):
+            if v[1] in HASH_OPS and (has(left, "target") or has(right, "target")) and not has(out, "tprob") \
+                    and (v[1] != "Multiply" or _hash_constant(v[2]) or _hash_constant(v[3])):
                 out = out | {"thash"}
             return out
         if tag == "u":
@@ -319,6 +338,8 @@ class Flow:
             out = (out - SPECIAL) | {"tprob"}
         elif last not in KEEP_SPECIAL:
             out = out - SPECIAL
+        else:
+            out = type_of_call(last, out, has)
         if VAL_CALL.search(last):
             out = out | {"val"}
         return out
@@ -508,6 +529,27 @@ class Flow:
 
 
 _HINTS: dict[str, frozenset] = {}
+
+
+_TARGET_NAME = re.compile(r"^(y|yb|ys)(_|$)|(^|_)(tgts?|targets?|labels|next_toks?|next_tokens?)(_|$)")
+_NOT_TOKENS = re.compile(r"byte|count|cnt|len|size|mb\b|bpb|loss|time|step|mask|prob|logit|nll|lr\b", re.I)
+
+
+def _target_named(name: str) -> bool:
+    """`scored_tgt`, `all_tgt`, `y_row`, `targets_gpu`: named as the tokens being predicted."""
+    return bool(_TARGET_NAME.search(name)) and not _NOT_TOKENS.search(name)
+
+
+def _hash_constant(v) -> bool:
+    """A multiplier that makes a product a hash: a number literal (None in the IR) or an
+    UPPERCASE constant (`PRIME`, `PRIMES[k]`); `[y] * pad` repeats a list, it hashes nothing."""
+    if v is None:
+        return True
+    while v[0] in ("i", "a"):
+        v = v[1]
+        if v is None:
+            return False
+    return v[0] == "n" and v[1].lstrip("_").isupper()
 
 
 def _name_hint(name: str) -> frozenset:

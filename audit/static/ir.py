@@ -52,7 +52,9 @@ class Function:
     cls: str | None = None
     parent: "Function | None" = None  # the enclosing function, for closures
     assigns: dict = field(default_factory=dict)  # name -> its only assigned expression (None: several)
+    all_assigns: dict = field(default_factory=dict)  # name -> every expression assigned to it
     param_types: dict = field(default_factory=dict)  # param -> class name its annotation names
+    defaults: dict = field(default_factory=dict)  # param -> its default value (libcst expression)
 
 
 def _annotated_class(node) -> str | None:
@@ -206,6 +208,16 @@ class Builder:
                 if isinstance(t.target, cst.Name):
                     name = t.target.value
                     fn.assigns[name] = s.value if name not in fn.assigns else None
+                    fn.all_assigns.setdefault(name, []).append(s.value)
+                elif isinstance(tt, (cst.Tuple, cst.List)):
+                    pairs = isinstance(s.value, (cst.Tuple, cst.List)) and len(tt.elements) == len(s.value.elements)
+                    for k, te in enumerate(tt.elements):  # `x, y = a[:-1], a[1:]`; `a, b = f()`
+                        if isinstance(te.value, cst.Name):
+                            name = te.value.value
+                            ve = s.value.elements[k].value if pairs else None
+                            fn.assigns[name] = ve if name not in fn.assigns and ve is not None else None
+                            if ve is not None:
+                                fn.all_assigns.setdefault(name, []).append(ve)
             if fn.qual == "<module>" and len(s.targets) == 1 and isinstance(s.targets[0].target, cst.Name):
                 lit = _lit(s.value)
                 if isinstance(lit, str):
@@ -255,7 +267,7 @@ class Builder:
         return name
 
     def tx(self, t) -> tuple:
-        """An assignment target: ("n", name) | ("a", attr, recv) | ("sub", target) | ("tuple", [..]).
+        """An assignment target: ("n", name) | ("a", attr, recv) | ("sub", target, index) | ("tuple", [..]).
 
         `recv` is the receiver's plain name (`self` in `self.sums = ...`) or None: the flow keys
         `self.<attr>` by class so two classes' same-named fields don't share labels."""
@@ -265,8 +277,9 @@ class Builder:
             return ("n", name)
         if isinstance(t, cst.Attribute):
             return ("a", t.attr.value, t.value.value if isinstance(t.value, cst.Name) else None)
-        if isinstance(t, cst.Subscript):
-            return ("sub", self.tx(t.value))
+        if isinstance(t, cst.Subscript):  # the index rides along: what a count table is keyed by
+            idx = [self.vx(el.slice.value) for el in t.slice if isinstance(el.slice, cst.Index)]
+            return ("sub", self.tx(t.value), ("u", tuple(i for i in idx if i is not None)) if idx else None)
         if isinstance(t, (cst.Tuple, cst.List)):
             return ("tuple", [self.tx(e.value) for e in t.elements])
         if isinstance(t, cst.StarredElement):
@@ -334,6 +347,8 @@ class Builder:
         fn = Function(qual, name, params, [], self.path, line, set(params), is_method=cls is not None, cls=cls,
                       parent=self._fn if self._fn is not None and not self._fn.name.startswith("<") else None)
         for p in (*s.params.posonly_params, *s.params.params, *s.params.kwonly_params):
+            if p.default is not None:
+                fn.defaults[p.name.value] = p.default
             t = _annotated_class(p.annotation.annotation) if p.annotation is not None else None
             if t is not None:
                 fn.param_types[p.name.value] = t
@@ -495,3 +510,45 @@ def _expr_children(e) -> list:
 
 def build_module(module: cst.Module, path: str, positions, aliases) -> ModuleIR:
     return Builder(module, path, positions, aliases).build()
+
+
+def value_nodes(v):
+    """Every node of a value tree, outermost first: a call's receiver, arguments and keyword
+    values, the parts of unions, the bases and indices of attributes, subscripts and operators.
+    The one walk the analyses share (slice keys, call sites, count tables, selections)."""
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if not isinstance(x, tuple) or not x:
+            continue
+        yield x
+        tag = x[0]
+        if tag == "c":
+            c = x[1]
+            stack.extend(c.args)
+            stack.extend(c.kwargs.values())
+            stack.append(c.recv)
+        elif tag in ("a", "t", "shift"):
+            stack.append(x[1])
+        elif tag == "i":
+            stack.extend((x[1], x[2]))
+        elif tag == "b":
+            stack.extend((x[2], x[3]))
+        elif tag == "u":
+            stack.extend(x[1])
+        elif tag == "walrus":
+            stack.append(x[2])
+
+
+def sub_bodies(s) -> tuple:
+    """The nested statement lists of one IR statement (loop/if bodies, with, try blocks)."""
+    tag = s[0]
+    if tag in ("for", "if"):
+        return (s[3], s[4])
+    if tag == "while":
+        return (s[2],)
+    if tag == "with":
+        return (s[3],)
+    if tag == "block":
+        return (s[1],)
+    return ()

@@ -140,3 +140,26 @@ def _mentions(e, name: str) -> bool:
             continue
         stack.extend(x.children)
     return False
+
+
+def block_slice(node, assigns: dict, k: str) -> bool:
+    """`toks[k * n : (k + 1) * n + 1]` (or `[s : s + n + 1]` with `s = k * n`): the slice of
+    iteration k is block k of size n, plus at most the one token after it. Consecutive
+    iterations' slices then share at most one position, the previous block's last target: what
+    a loop carries over from such a slice (`prev = chunk`) was scored by the earlier iteration
+    and is not scored again by this one."""
+    if not isinstance(node, cst.Subscript) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Slice):
+        return False
+    sl = node.slice[0].slice
+    lo = poly(sl.lower, assigns, {k: 1}) if sl.lower is not None else None
+    up = poly(sl.upper, assigns, {k: 1}) if sl.upper is not None else None
+    if lo is None or up is None:
+        return False
+    got = _block(lo, k)
+    if got is None:
+        return False
+    block, coef, _ = got
+    diff = _add(up, lo, -1)
+    if block:  # k * n: blocks of n, the slice spans n plus at most one token
+        return coef == 1 and diff.pop(block, 0) == 1 and set(diff) <= {()} and diff.get((), 0) <= 1
+    return set(diff) <= {()} and coef <= diff.get((), 0) <= coef + 1  # k * 100: a numeric block

@@ -16,30 +16,23 @@ requires_grad: a SLOT delta).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
+from audit.static.body_scan import (SAME_DATA, assignments_list, collect_backward,
+                                     loop_targets, mutated, bound_names, names_read, param_uses, reads_name,
+                                     root_is_name, target_name, this_iteration_value, tuple_writes)
+from audit.static.call_kinds import (CALIB, DATA_ATTR, DYN_CALLS, LIKELY_NAME, NATIVE_CALLS, NET_WORDS, NLLISH, READ,
+                                      SCORE_ACC, SCOREY, STRONG_SCORE, TYPED_KINDS, NET_EXACT, NET_PREFIX, NET_SUFFIX,
+                                      comparison_operand, compiles, fresh_free_tensor, likelihood_call, manual_step,
+                                      mentions, oracle_shape, looks_scored, target_only_term)
+from audit.static.callbacks import bind_params, callback_sites, chosen_functions
+from audit.static.count_tables import table_root_of, table_roots, table_write
 from audit.static.flow import MUTATORS, Flow, is_val, norm, to_prior
 from audit.static.ir import Call, Function
-
-NET_CALLS = ("urllib.request.urlopen", "urllib.request.urlretrieve", "urllib.urlopen", "requests.", "httpx.",
-             "huggingface_hub.", "datasets.load_dataset", "torch.hub.load", "torch.hub.download_url_to_file",
-             "wget.download", "socket.create_connection", "socket.socket", "http.client.", "aiohttp.",
-             "hf_hub_download", "snapshot_download", "urlopen", "urlretrieve")
-_NET_EXACT = frozenset(n for n in NET_CALLS if not n.endswith("."))
-_NET_PREFIX = tuple(n for n in NET_CALLS if n.endswith("."))
-_NET_SUFFIX = tuple("." + n for n in NET_CALLS if not n.endswith("."))
-NET_WORDS = re.compile(r"\b(curl|wget|git clone|pip install|huggingface-cli|hf download)\b")
-DYN_CALLS = ("exec", "eval", "__import__", "importlib.import_module", "runpy.run_path", "runpy.run_module",
-             "importlib.util.spec_from_file_location", "compile")
-CALIB = re.compile(r"gptq|hessian|calib", re.I)
-READ = re.compile(r"^(next_batch|load_data_shard|load_shard|read_shard|_load_shard|fromfile|memmap|next_tokens|load_tokens|get_batch|take|load_validation_tokens|load_val_tokens)$", re.I)
-ORACLE = ("min", "torch.min", "torch.minimum", "torch.amin", "torch.fmin", "np.minimum", "numpy.minimum")
-SCOREY = re.compile(r"nll|loss|logp|bpb|bits|surpris", re.I)
-STRONG_SCORE = re.compile(r"(loss|nll)_?sum|bits|bpb|total_nll|total_loss", re.I)
-DATA_ATTR = re.compile(r"tok|data|seq|batch|ids|input|stream|window|chunk|sample|^x$|^y$|shard|file", re.I)
-NLLISH = re.compile(r"nll|logp|log_prob|bits|surpris", re.I)
-SCORE_ACC = re.compile(r"loss|nll|bpb|bits|sum|total|byte|tok|count|cnt|score|acc|n_", re.I)
+from audit.static.offsets import block_slice
+from audit.static.normalisation import STACKS, nondist_components, token_comparison
+from audit.static.selection import overwrites_with, score_comparison, where_select
+from audit.static.sinks import template_of
 
 
 @dataclass(frozen=True)
@@ -84,8 +77,17 @@ class Event:
 
 
 class Tracer:
-    def __init__(self, flow: Flow, max_depth: int = 14):
+    """`reported`: the keys the reported score is made of (audit.static.slice), or None when the
+    program prints no score we could find (then accumulators are recognised by their names)."""
+
+    def __init__(self, flow: Flow, max_depth: int = 14, reported: set | None = None, deps=None,
+                 sink_fns: set | None = None):
         self.flow = flow
+        self.reported = reported
+        self.deps = deps
+        self.sink_fns = sink_fns or set()  # functions that print a reported score themselves
+        self.table_roots = table_roots([f for m in flow.modules for f in m.functions.values()])
+        self._site: set = set()  # keys the statement being traced writes (its call sites' results)
         self.memo: dict[str, list[Event]] = {}
         self.active: set[str] = set()
         self.max_depth = max_depth
@@ -115,6 +117,16 @@ class Tracer:
     def body(self, stmts, fn, out, loops, guards, nograd) -> None:
         for s in stmts:
             tag = s[0]
+            if tag in ("assign", "expr", "ret", "aug"):
+                self._site = self._site_keys(s, fn)
+                written = table_write(s, fn.all_assigns) if tag != "ret" else None
+                if written is not None:  # counts of validation tokens added to a table: learned state
+                    labels = self.flow.L(written[1], fn)
+                    if tag == "aug":
+                        labels = labels | self.flow.L(s[1][2] if s[1][0] == "sub" and len(s[1]) > 2 else None, fn)
+                    if is_val(norm(labels)):
+                        out.append(Event("twrite", frozenset(labels), fn.path, s[-1], fn.qual, loops, guards, nograd,
+                                         info={"table": written[0]}))
             if tag in ("assign", "expr", "ret"):
                 v = s[2] if tag == "assign" else s[1]
                 self.value(v, fn, out, s[-1], loops, guards, nograd)
@@ -128,32 +140,47 @@ class Tracer:
                             extra |= self.flow.L(a, fn)
                         self.flow.override[r[1]] = self.flow.override[r[1]] | extra
                 if tag == "assign" and nograd:  # values computed without grad: what scoring makes
-                    self._nograd.setdefault(fn.qual, set()).update(_names(s[1]))
+                    self._nograd.setdefault(fn.qual, set()).update(bound_names(s[1]))
+                step = manual_step(v, s[1]) if tag == "assign" else None
+                if step is not None and is_val(norm(self.flow.L(step, fn))):
+                    # `bias = bias - lr * grad` with grad computed from validation targets: a
+                    # gradient step without autograd (a SLOT/ETLB bias fitted by hand)
+                    labs = self.flow.L(step, fn)
+                    out.append(Event("free", frozenset(), fn.path, s[-1], fn.qual, loops, guards, nograd))
+                    out.append(Event("update", frozenset(labs), fn.path, s[-1], fn.qual, loops, guards, nograd,
+                                     info={"via": "a hand-written gradient step"}))
                 if tag == "assign" and v is not None and v[0] == "b" and v[1] == "Add" and s[1][0] == "n":
-                    if _reads(v, s[1][1]):
-                        self.score(fn, out, s[-1], loops, guards, nograd, v, s[1][1])
+                    if reads_name(v, s[1][1]):
+                        self.score(fn, out, s[-1], loops, guards, nograd, v, s[1][1], self._site)
+                elif tag == "assign" and self.reported is not None and (s[1][0] == "sub" or likelihood_call(v)):
+                    # `nll[idx] = …` (a per-token buffer) or `val_loss = F.cross_entropy(…)`
+                    self.score(fn, out, s[-1], loops, guards, nograd, v, target_name(s[1]), self._site)
                 if tag == "expr" and v is not None and v[0] == "c":
                     c = v[1]
-                    if c.attr in ("add_", "append", "extend") and c.recv is not None:
+                    if c.attr in ("add_", "append", "extend", "copy_", "index_add_", "scatter_add_") and c.recv is not None:
                         r = self.flow.root(c.recv)
                         if r is not None and c.args:
-                            self.score(fn, out, s[-1], loops, guards, nograd, c.args[0], r[1])
+                            self.score(fn, out, s[-1], loops, guards, nograd, c.args[-1], r[1], self._site)
             elif tag == "aug":
                 self.value(s[3], fn, out, s[-1], loops, guards, nograd)
                 if s[1][0] == "n" and s[1][1] in self.flow.override:
                     self.flow.override[s[1][1]] = self.flow.override[s[1][1]] | self.flow.L(s[3], fn)
                 if s[2] in ("AddAssign", "SubtractAssign") and s[1][0] in ("n", "a", "sub"):
-                    name = _target_name(s[1])
-                    self.score(fn, out, s[-1], loops, guards, nograd, s[3], name)
+                    name = target_name(s[1])
+                    self.score(fn, out, s[-1], loops, guards, nograd, s[3], name, self._site)
+                elif s[2] in ("MultiplyAssign", "DivideAssign") and s[1][0] in ("n", "sub") and comparison_operand(s[3], fn):
+                    root = target_name(s[1])  # `nll[:n] *= (stored != y)`: the answer switches the score
+                    if root and "tprob" in norm(self.flow.L(("n", root), fn)):
+                        self._typed(out, "tmask", self.flow.L(s[3], fn) | self.flow.L(("n", root), fn), fn, s[-1], loops, guards, nograd)
             elif tag == "for":
                 self.value(s[2], fn, out, s[5], loops, guards, nograd)
-                loop = Loop(s[6], "for", _names(s[1]), s[7], fn.path, s[5], fn.qual)
+                loop = Loop(s[6], "for", bound_names(s[1]), s[7], fn.path, s[5], fn.qual)
                 g = guards + (Guard(s[7], True, fn.path, s[5], len(loops), "range", fn.qual),)
-                before = self._enter_loop(s[3], s[6])
-                for n in _names(s[1]):
-                    self.flow.override[n] = set(self.flow.L(s[2], fn))
+                before = self._enter_loop(s[3], s[6], bound_names(s[1]))
+                for n in bound_names(s[1]):  # "lv:ID": derived from this loop's variable (loop_order.py)
+                    self.flow.override[n] = set(self.flow.L(s[2], fn)) | {f"lv:{s[6]}"}
                 saved_vars = self.flow.loopvars
-                self.flow.loopvars = {**saved_vars, **{n: s[6] for n in _names(s[1])}}
+                self.flow.loopvars = {**saved_vars, **{n: s[6] for n in bound_names(s[1])}}
                 self.body(s[3], fn, out, loops + (loop,), g, nograd)
                 self.flow.loopvars = saved_vars
                 self._merge(before)
@@ -166,6 +193,13 @@ class Tracer:
                 self._merge(before)
             elif tag == "if":
                 self.value(s[2], fn, out, s[5], loops, guards, nograd)
+                sides = score_comparison(s[1], lambda n: norm(self.flow.L(("n", n), fn)))
+                if sides is not None and is_val(norm(self.flow.L(s[2], fn))) and (
+                        overwrites_with(s[3], sides[0] | sides[1])):
+                    self._site = set().union(*(self._site_keys(b, fn) for b in s[3] if b[0] in ("assign", "aug")))
+                    per_token = any(b[0] in ("assign", "aug") and b[1][0] == "sub" for b in s[3])
+                    self._typed(out, "select", self.flow.L(s[2], fn), fn, s[5], loops, guards, nograd)
+                    out[-1].info["per_token"] = per_token
                 before = dict(self.flow.override)
                 self.body(s[3], fn, out, loops, guards + (Guard(s[1], True, fn.path, s[5], len(loops), "if", fn.qual),), nograd)
                 after_then = self.flow.override
@@ -187,9 +221,11 @@ class Tracer:
         if target[0] == "n":
             ov[target[1]] = set(self.flow.L(v, fn))
         elif target[0] == "sub":  # `buf[i] = x`: a weak update of buf
-            root = _target_name(target)
+            root = target_name(target)
             if root in ov:
                 ov[root] = ov[root] | self.flow.L(v, fn)
+            elif root is not None and root_is_name(target):
+                ov[root] = set(self.flow.get(self.flow.key(fn, root))) | self.flow.L(v, fn)
         elif target[0] == "tuple":
             names = target[1]
             per = self.flow.unpack_labels(len(names), v[1], fn) if v is not None and v[0] == "c" else None
@@ -198,10 +234,25 @@ class Tracer:
                 if t[0] == "n":
                     ov[t[1]] = per[i] if per is not None else whole
                 else:
-                    for n in _names(t):
+                    for n in bound_names(t):
                         ov.pop(n, None)
 
-    def _enter_loop(self, body, loop_id: int) -> dict:
+    def _blocks(self, values, fn, targets) -> bool:
+        """Every value the loop carries over is (a copy of) a name bound to block k of the
+        iteration's loop variable (offsets.block_slice): consecutive blocks do not overlap."""
+        if not values or fn is None or not targets:
+            return False
+        for v in values:
+            while v is not None and v[0] == "c" and v[1].attr in SAME_DATA and v[1].recv is not None:
+                v = v[1].recv
+            if v is None or v[0] != "n":
+                return False
+            nodes = fn.all_assigns.get(v[1], ())
+            if not nodes or not all(any(block_slice(nd, fn.assigns, k) for k in targets) for nd in nodes):
+                return False
+        return True
+
+    def _enter_loop(self, body, loop_id: int, targets: tuple = ()) -> dict:
         """At the head of an iteration, a name the body assigns or mutates holds its value from
         before the loop or from an earlier iteration: validation tokens in the latter were
         already scored by that iteration ("vp:ID", see flow.to_prior). The body's own
@@ -209,18 +260,26 @@ class Tracer:
         ov = self.flow.override
         before = dict(ov)
         writes: dict = {}
-        for n, v in _assignments_list(body):
+        for n, v in assignments_list(body):
             writes.setdefault(n, []).append(v)
-        for n, v in _mutated(body) + _tuple_writes(body):
+        for n, v in mutated(body) + tuple_writes(body):
             writes.setdefault(n, []).append(v)
-        names = set(writes) | set(_loop_targets(body))
+        names = set(writes) | set(loop_targets(body))
         fn = self.flow.override_fn
-        here = set(writes) | set(_loop_targets(body))
+        here = set(writes) | set(loop_targets(body))
         for n in names:
-            if not all(_this_iteration_value(v, here) for v in writes.get(n, [None])):
-                ov.pop(n, None)  # e.g. a prefetched next chunk: not known to be scored already
+            if not all(this_iteration_value(v, here) for v in writes.get(n, [None])):
+                # e.g. a prefetched next chunk: not known to be scored already; its flow-insensitive
+                # labels, plus the loop variables its value before the loop depended on
+                lv = {label for label in before.get(n, ()) if label.startswith("lv:")}
+                if lv and fn is not None:
+                    ov[n] = set(self.flow.get(self.flow.key(fn, n))) | lv
+                else:
+                    ov.pop(n, None)
                 continue
             carried = to_prior(self.flow.get(self.flow.key(fn, n)), loop_id) if fn is not None else set()
+            if any(label.startswith(("vp:", "@vp:", "pv:")) for label in carried) and not self._blocks(writes.get(n), fn, targets):
+                carried.add(f"carried:{loop_id}")  # "already scored" only by the loop's own say-so (shapes.py)
             if n in before:
                 carried |= before[n]
             elif fn is not None and n in fn.params:
@@ -229,23 +288,64 @@ class Tracer:
         return before
 
     def _merge(self, other: dict) -> None:
-        """Join two paths: a name keeps path labels only if both paths know it (their union)."""
+        """Join two paths: a name keeps path labels only if both paths know it (their union).
+        A name one path alone binds falls back to its flow-insensitive labels, plus the loop
+        variables it depends on there ("lv:", which only the tracer computes)."""
         cur = self.flow.override
         merged = {k: cur[k] | other[k] for k in cur.keys() & other.keys()}
+        fn = self.flow.override_fn
+        for side in (cur, other):
+            for k in side.keys() - merged.keys():
+                lv = {label for label in side[k] if label.startswith("lv:")}
+                if lv and fn is not None:
+                    merged[k] = set(self.flow.get(self.flow.key(fn, k))) | lv
         self.flow.override = merged
 
-    def score(self, fn, out, line, loops, guards, nograd, v, name) -> None:
+    def _typed(self, out, kind, labels, fn, line, loops, guards, nograd) -> None:
+        """An event about the type of a value being scored; `unreported` when the statement's
+        result is none of the reported score's keys (a diagnostic computation)."""
+        info = {}
+        if self.reported is not None and not (self._site & self.reported):
+            info["unreported"] = True
+        out.append(Event(kind, frozenset(labels), fn.path, line, fn.qual, loops, guards, nograd, info=info))
+
+    def _site_keys(self, s, fn) -> set:
+        """The keys a statement writes: its targets, its function's return, or (for a bare call)
+        the plain variables it passes (a callee may write the score into them)."""
+        if self.deps is None:
+            return set()
+        tag = s[0]
+        if tag in ("assign", "aug"):
+            return self.deps.target_keys(s[1], fn)
+        if tag == "ret":
+            return {("r", fn.qual)}
+        v = s[1]
+        out = set()
+        if v is not None and v[0] == "c":
+            for a in v[1].args + [v[1].recv]:
+                if a is not None and a[0] in ("n", "a"):
+                    out |= self.deps.keys(a, fn)
+        return out
+
+    def score(self, fn, out, line, loops, guards, nograd, v, name, keys=frozenset()) -> None:
         raw = self.flow.L(v, fn)
-        if name and SCORE_ACC.search(name) and is_val(norm(raw)):
+        # a score ends in the printed val_loss/val_bpb; an accumulator that only looks like one
+        # (by its name) is a score whose number is not reported: it still makes a pass score-first
+        likelihood = "tprob" in raw or "@tprob" in raw or bool(name and LIKELY_NAME.search(name))
+        ends = self.reported is not None and bool(keys & self.reported) and likelihood
+        accepted = ends or bool(name and SCORE_ACC.search(name))
+        if accepted and is_val(norm(raw)):
             # a metric accumulator outside no_grad still scores (SLOT scores after its own
             # no_grad block) as long as it does not accumulate the loss that was backpropagated
             trained = self.backward_names(fn)
-            read = _names_read(v)
+            read = names_read(v)
             detached = not (read & trained) and name not in trained
-            scorey = (bool(STRONG_SCORE.search(name)) or any(NLLISH.search(n) for n in read)
+            scorey = (bool(STRONG_SCORE.search(name or "")) or any(NLLISH.search(n) for n in read)
                       or bool(read & self._nograd.get(fn.qual, set())))
-            out.append(Event("score", frozenset(raw), fn.path, line, fn.qual, loops, guards, nograd,
-                             info={"into": name, "detached": detached and scorey}))
+            info = {"into": name, "detached": detached and (scorey or ends)}
+            if self.reported is not None and not ends:
+                info["unreported"] = True
+            out.append(Event("score", frozenset(raw), fn.path, line, fn.qual, loops, guards, nograd, info=info))
 
     def _only_metadata(self, c: Call, targets, skip, fn) -> bool:
         """True when every validation-labeled argument is used by the callee only through
@@ -258,7 +358,7 @@ class Tracer:
                 arg = exprs.get(p)
                 if arg is not None and arg[0] == "a" and not DATA_ATTR.search(arg[2]):
                     continue  # `val_data.sp`: the tokenizer riding on the val container
-                if is_val(norm(labs)) and any(u is None or DATA_ATTR.search(u) for u in _param_uses(f.body, p)):
+                if is_val(norm(labs)) and any(u is None or DATA_ATTR.search(u) for u in param_uses(f.body, p)):
                     return False
         return True
 
@@ -266,7 +366,7 @@ class Tracer:
         got = self._bw.get(fn.qual)
         if got is None:
             got = set()
-            _collect_backward(fn.body, got)
+            collect_backward(fn.body, got)
             self._bw[fn.qual] = got
         return got
 
@@ -284,10 +384,26 @@ class Tracer:
             for a in c.kwargs.values():
                 self.value(a, fn, out, line, loops, guards, nograd)
             self.call(c, fn, out, line, loops, guards, nograd)
+            last = c.attr or (c.qual or "").rsplit(".", 1)[-1]
+            if last in STACKS and c.args and c.args[0] is not None and c.args[0][0] == "u":
+                parts = [norm(self.flow.L(p, fn)) for p in c.args[0][1]]
+                if nondist_components(parts):
+                    self._typed(out, "nondist", set().union(*parts), fn, line, loops, guards, nograd)
+            elif last == "where" and len(c.args) == 3 and where_select(c.node, lambda n: norm(self.flow.L(("n", n), fn))):
+                if any(is_val(norm(self.flow.L(a, fn))) for a in c.args):
+                    self._typed(out, "select", set().union(*(self.flow.L(a, fn) for a in c.args)), fn, line, loops, guards, nograd)
+                    out[-1].info["per_token"] = True
+            elif last == "where" and len(c.args) == 3 and c.node.args and token_comparison(c.node.args[0].value, fn.all_assigns):
+                labs = [norm(self.flow.L(a, fn)) for a in c.args[1:]]
+                if any("tprob" in lab for lab in labs):
+                    self._typed(out, "tmask", set().union(*labs), fn, line, loops, guards, nograd)
         elif tag == "i":
             self.value(v[1], fn, out, line, loops, guards, nograd)
             self.value(v[2], fn, out, line, loops, guards, nograd)
             raw = self.flow.L(v[2], fn)
+            root = table_root_of(v)
+            if root is not None and root in self.table_roots and is_val(norm(raw)):
+                out.append(Event("tread", frozenset(raw), fn.path, line, fn.qual, loops, guards, nograd, info={"table": root}))
             idx = norm(raw)
             if "thash" in idx and "target" in idx:
                 out.append(Event("tkey", frozenset(self.flow.L(v, fn) | raw), fn.path, line, fn.qual, loops, guards, nograd))
@@ -298,9 +414,14 @@ class Tracer:
                 rl, rr = self.flow.L(v[2], fn), self.flow.L(v[3], fn)
                 left, right = norm(rl), norm(rr)
                 if ("tprob" in left and "tkeyed" in right) or ("tprob" in right and "tkeyed" in left):
-                    out.append(Event("mix", frozenset(rl | rr), fn.path, line, fn.qual, loops, guards, nograd))
-                elif ((_target_only_term(left, right) and _scorey(v[2])) or (_target_only_term(right, left) and _scorey(v[3]))):
-                    out.append(Event("tadj", frozenset(rl | rr), fn.path, line, fn.qual, loops, guards, nograd))
+                    self._typed(out, "mix", rl | rr, fn, line, loops, guards, nograd)
+                elif ((target_only_term(left, right) and looks_scored(v[2])) or (target_only_term(right, left) and looks_scored(v[3]))):
+                    self._typed(out, "tadj", rl | rr, fn, line, loops, guards, nograd)
+            elif v[1] == "Multiply":
+                for a, b in ((v[2], v[3]), (v[3], v[2])):
+                    if comparison_operand(b, fn) and "tprob" in norm(self.flow.L(a, fn)):
+                        self._typed(out, "tmask", self.flow.L(a, fn) | self.flow.L(b, fn), fn, line, loops, guards, nograd)
+                        break
         elif tag in ("a", "t", "shift"):
             self.value(v[1], fn, out, line, loops, guards, nograd)
         elif tag == "u":
@@ -318,21 +439,28 @@ class Tracer:
             ev("update", flow.L(c.recv, fn), via=".backward()")
         elif q.endswith("autograd.grad") and c.args:
             ev("update", flow.L(c.args[0], fn), via="torch.autograd.grad")
-        if _fresh_free_tensor(c):
+        if fresh_free_tensor(c):
             ev("free", ())
-        if q and (q in _NET_EXACT or q.startswith(_NET_PREFIX) or q.endswith(_NET_SUFFIX)):
+        if q and (q in NET_EXACT or q.startswith(NET_PREFIX) or q.endswith(NET_SUFFIX)):
             ev("net", (), call=q)
         elif q.startswith("subprocess.") or q in ("os.system", "os.popen"):
             text = " ".join(a[1] for a in c.args + list(c.kwargs.values()) if a is not None and a[0] == "s")
             if NET_WORDS.search(text) or any(a is not None and a[0] == "u" and any(p and p[0] == "s" and NET_WORDS.search(p[1]) for p in a[1]) for a in c.args):
                 ev("net", (), call=q)
-        if q in DYN_CALLS:
-            ev("dyn", (), call=q)
-        if _oracle_shape(c):
+        if q in DYN_CALLS and not (q in ("__import__", "importlib.import_module") and c.args
+                                   and c.args[0] is not None and (c.args[0][0] == "s" or (
+                                       c.args[0][0] == "n" and c.args[0][1] not in fn.params))):
+            ev("dyn", (), call=q)  # importing a package by a literal name (or a loop over names) runs no unseen code
+        if q in NATIVE_CALLS or (q.startswith("subprocess.") and compiles(c)):
+            ev("native", (), call=q)
+        tmpl = template_of(c)
+        if tmpl is not None:
+            ev("print", (), template=tmpl)
+        if oracle_shape(c):
             labs = [flow.L(a, fn) for a in c.args] + ([flow.L(c.recv, fn)] if c.attr else [])
-            if any(is_val(norm(lab)) for lab in labs) and _mentions(c, SCOREY):
+            if any(is_val(norm(lab)) for lab in labs) and mentions(c, SCOREY):
                 ev("oracle", set().union(*labs), call=q or c.attr)
-        targets, skip = flow.resolve(c, fn)
+        targets, skip = flow.resolve(c, fn, higher_order=False)
         labs_args = set()
         for a in c.args + list(c.kwargs.values()):
             labs_args |= flow.L(a, fn)
@@ -342,20 +470,37 @@ class Tracer:
         elif READ.search(last) and {"train", "val"} & norm(labs_args | recv):
             ev("read", labs_args | recv, call=last)
         callees = [(f, flow.bind(c, f, skip, fn)) for f in targets]
-        for n in c.arg_names:  # closures handed to opt.step(closure) and the like
-            if n and n in fn.locals:
-                callees += [(f, {}) for f in flow.scoped(n, fn) if f.parent is not None]
+        for f, pos, kw in callback_sites(c, fn, flow):  # `timed(eval_val, m, d)`, `opt.step(closure)`
+            if f not in targets:
+                callees.append((f, bind_params(f, pos, kw, lambda a: flow.L(a, fn))))
+        site_keys = self._site
+        choices = chosen_functions(c, fn, flow) if not targets or c.qual in fn.assigns else []
         for f, bound in callees:
             self.inlined.add(f.qual)
             sub = self.trace(f)
             site = (fn.path, line, f"calls {f.qual}()")
             params = set(f.params)
             key = id(c.node)
+            dead = f in targets and self._dead_site(f, site_keys)  # a callback's result flows through its helper
+            chosen = [Guard(t, pol, fn.path, line, len(loops), "if", fn.qual) for g, t, pol in choices if g is f and t is not None]
             for e in sub:
                 inner = tuple(replace(lp, ctx=(key,) + lp.ctx) for lp in e.loops)
+                info = {**e.info, "unreported": True} if dead and e.kind in TYPED_KINDS else e.info
                 out.append(replace(e, labels=_subst(e.labels, bound, params), loops=loops + inner,
-                                   guards=guards + tuple(_shift(g, len(loops)) for g in e.guards),
-                                   nograd=e.nograd if e.nograd is not None else nograd, chain=(site,) + e.chain))
+                                   guards=guards + tuple(chosen[:1]) + tuple(_shift(g, len(loops)) for g in e.guards),
+                                   nograd=e.nograd if e.nograd is not None else nograd, chain=(site,) + e.chain,
+                                   info=info))
+        self._site = site_keys
+
+    def _dead_site(self, f: Function, site_keys: set) -> bool:
+        """A call whose callee hands its score out only through its return value, here assigned
+        to variables no reported number is made of (a diagnostic evaluation, a pass whose
+        number was never submitted): its scores are not the reported score."""
+        R = self.reported
+        if R is None or f.qual in self.sink_fns:
+            return False
+        returns = ("r", f.qual) in R or any(k[:2] == ("r", f.qual) for k in R if k[0] == "r" and len(k) == 3)
+        return returns and not (site_keys & R)
 
     def program(self, entry: Function, functions: list[Function] = ()) -> list[Event]:
         """The entry's events with context-free labels resolved: only labels that reach each
@@ -372,25 +517,6 @@ class Tracer:
                 if f.qual not in self.inlined:
                     events = events + self.memo.get(f.qual, [])
         return [replace(e, labels=_final_labels(e.labels)) for e in events]
-
-
-def _target_only_term(p: frozenset, q: frozenset) -> bool:
-    """`p` is the target's (log-)probability and `q` a term computed from the target itself
-    (`beta * (y == hint)`), not another distribution indexed by it: adding q moves only the
-    realized token's score."""
-    return "tprob" in p and "target" in q and not ({"tprob", "tkeyed"} & q)
-
-
-_SCORE_CALLS = frozenset({"cross_entropy", "nll_loss", "log_softmax", "log", "logsumexp"})
-
-
-def _scorey(v) -> bool:
-    """The operand is a score (`nll`, `logp[...]`, `F.cross_entropy(...)`), not index arithmetic
-    that happens to use a gathered value (`bins * V + y`)."""
-    for n in _names_read(v):
-        if SCOREY.search(n):
-            return True
-    return _has_call(v, _SCORE_CALLS)
 
 
 def _final_labels(labels) -> frozenset:
@@ -429,312 +555,3 @@ def _subst(labels: frozenset, bound: dict, params: set) -> frozenset:
 def _shift(g: Guard, by: int) -> Guard:
     return replace(g, depth=g.depth + by) if by else g
 
-
-def _names(t) -> tuple:
-    if t[0] == "n":
-        return (t[1],)
-    if t[0] == "tuple":
-        return tuple(n for e in t[1] for n in _names(e))
-    return ()
-
-
-def _target_name(t) -> str | None:
-    while t[0] == "sub":
-        t = t[1]
-    return t[1] if t[0] in ("n", "a") else None
-
-
-def _reads(v, name) -> bool:
-    if v is None:
-        return False
-    if v[0] == "n":
-        return v[1] == name
-    if v[0] == "b":
-        return _reads(v[2], name) or _reads(v[3], name)
-    return False
-
-
-def _mentions(c: Call, pat) -> bool:
-    def walk(v) -> bool:
-        if v is None:
-            return False
-        if v[0] == "n":
-            return bool(pat.search(v[1]))
-        if v[0] == "a":
-            return bool(pat.search(v[2])) or walk(v[1])
-        if v[0] == "c":
-            cc = v[1]
-            return any(walk(a) for a in cc.args) or walk(cc.recv) or bool(pat.search(cc.attr or cc.qual or ""))
-        if v[0] in ("i", "t"):
-            return walk(v[1])
-        if v[0] == "b":
-            return walk(v[2]) or walk(v[3])
-        if v[0] == "u":
-            return any(walk(p) for p in v[1])
-        return False
-    return any(walk(a) for a in c.args) or walk(c.recv)
-
-
-def _names_read(v) -> set:
-    out: set = set()
-    stack = [v]
-    while stack:
-        x = stack.pop()
-        if x is None:
-            continue
-        tag = x[0]
-        if tag == "n":
-            out.add(x[1])
-        elif tag == "c":
-            c = x[1]
-            stack.extend(c.args)
-            stack.extend(c.kwargs.values())
-            stack.append(c.recv)
-        elif tag in ("a", "t", "shift"):
-            stack.append(x[1])
-        elif tag == "i":
-            stack.extend((x[1], x[2]))
-        elif tag == "b":
-            stack.extend((x[2], x[3]))
-        elif tag == "u":
-            stack.extend(x[1])
-        elif tag == "walrus":
-            stack.append(x[2])
-    return out
-
-
-def _collect_backward(body, out: set) -> None:
-    """Names whose value is backpropagated somewhere in this function (`loss` in loss.backward()),
-    and the names computed from them (`batch_loss_sum = loss.detach() * n`)."""
-    _direct_backward(body, out)
-    assigns: list = []
-    _assignments(body, assigns)
-    changed = True
-    while changed:
-        changed = False
-        for target, v in assigns:
-            if target not in out and _names_read(v) & out:
-                out.add(target)
-                changed = True
-
-
-def _sub_bodies(s) -> tuple:
-    """The nested statement lists of one IR statement (loop/if bodies, with, try blocks)."""
-    tag = s[0]
-    if tag in ("for", "if"):
-        return (s[3], s[4])
-    if tag == "while":
-        return (s[2],)
-    if tag == "with":
-        return (s[3],)
-    if tag == "block":
-        return (s[1],)
-    return ()
-
-
-def _assignments_list(body) -> list:
-    out: list = []
-    _assignments(body, out)
-    return out
-
-
-def _mutated(body) -> list:
-    """(name, value) for each in-place change in a body: `buf.append(x)`, `buf[i] = x`."""
-    out: list = []
-    for s in body:
-        tag = s[0]
-        if tag == "expr" and s[1] is not None and s[1][0] == "c":
-            c = s[1][1]
-            if c.attr in MUTATORS and c.recv is not None:
-                v = c.recv
-                while v is not None and v[0] in ("i", "t"):
-                    v = v[1]
-                if v is not None and v[0] == "n":
-                    out += [(v[1], a) for a in c.args] or [(v[1], None)]
-        elif tag == "assign" and s[1][0] == "sub":
-            n = _target_name(s[1])
-            if n:
-                out.append((n, s[2]))
-        for sub in _sub_bodies(s):
-            out += _mutated(sub)
-    return out
-
-
-def _tuple_writes(body) -> list:
-    """(name, value) for `a, b = value` anywhere in a body (`x, y = chunk[:-1], chunk[1:]` is
-    split by the IR into plain assignments already)."""
-    out: list = []
-    for s in body:
-        if s[0] == "assign" and s[1][0] == "tuple":
-            out += [(n, s[2]) for n in _names(s[1])]
-        for sub in _sub_bodies(s):
-            out += _tuple_writes(sub)
-    return out
-
-
-_SAME_DATA = frozenset({"clone", "detach", "to", "cpu", "cuda", "contiguous", "long", "int"})
-
-
-def _this_iteration_value(v, here: set) -> bool:
-    """A value the loop body hands to the next iteration as "already scored": a name the body
-    itself binds (`prev = chunk`, `scored.append(chunk)`), maybe copied (`chunk.clone()`).
-    Anything computed afresh (`val_tokens[(k + 1) * n:...]`, a prefetched next chunk) is not."""
-    while v is not None and v[0] == "c" and v[1].attr in _SAME_DATA and v[1].recv is not None:
-        v = v[1].recv
-    return v is None or (v[0] == "n" and v[1] in here)
-
-
-def _assignments(body, out: list) -> None:
-    for s in body:
-        tag = s[0]
-        if tag == "assign" and s[1][0] == "n":
-            out.append((s[1][1], s[2]))
-        elif tag == "aug" and s[1][0] == "n":
-            out.append((s[1][1], s[3]))
-        for sub in _sub_bodies(s):
-            _assignments(sub, out)
-
-
-def _direct_backward(body, out: set) -> None:
-    for s in body:
-        tag = s[0]
-        vals = []
-        if tag in ("expr", "ret"):
-            vals = [s[1]]
-        elif tag == "assign":
-            vals = [s[2]]
-        for v in vals:
-            for c in _calls_in(v, through_attrs=False):
-                if c.attr == "backward" and c.recv is not None:
-                    out |= _names_read(c.recv)
-        for sub in _sub_bodies(s):
-            _direct_backward(sub, out)
-
-
-def _param_uses(body, name: str) -> list:
-    """How a function body reads `name`: the attribute read off it, or None for a direct use."""
-    uses: list = []
-
-    def walk(v, parent_attr=None):
-        if v is None:
-            return
-        tag = v[0]
-        if tag == "n":
-            if v[1] == name:
-                uses.append(parent_attr)
-        elif tag == "a":
-            if v[1] is not None and v[1][0] == "n" and v[1][1] == name:
-                uses.append(v[2])
-            else:
-                walk(v[1])
-        elif tag == "c":
-            c = v[1]
-            walk(c.recv)
-            for a in c.args:
-                walk(a)
-            for a in c.kwargs.values():
-                walk(a)
-        elif tag in ("t", "shift"):
-            walk(v[1])
-        elif tag == "i":
-            walk(v[1])
-            walk(v[2])
-        elif tag == "b":
-            walk(v[2])
-            walk(v[3])
-        elif tag == "u":
-            for p in v[1]:
-                walk(p)
-        elif tag == "walrus":
-            walk(v[2])
-
-    def stmts(ss):
-        for s in ss:
-            tag = s[0]
-            if tag == "assign":
-                walk(s[2])
-            elif tag == "aug":
-                walk(s[3])
-            elif tag in ("expr", "ret"):
-                walk(s[1])
-            elif tag == "for":
-                walk(s[2]); stmts(s[3]); stmts(s[4])  # noqa: E702
-            elif tag == "while":
-                walk(s[1]); stmts(s[2])  # noqa: E702
-            elif tag == "if":
-                walk(s[2]); stmts(s[3]); stmts(s[4])  # noqa: E702
-            elif tag == "with":
-                for v, _ in s[2]:
-                    walk(v)
-                stmts(s[3])
-            elif tag == "block":
-                stmts(s[1])
-
-    stmts(body)
-    return uses
-
-
-FACTORIES = ("zeros", "ones", "empty", "full", "randn", "rand", "zeros_like", "ones_like", "empty_like",
-             "full_like", "randn_like", "tensor", "clone", "detach")
-
-
-def _fresh_free_tensor(c: Call) -> bool:
-    """A new tensor that requires grad (a SLOT delta/bias), not `p.requires_grad_()` on a weight."""
-    last = c.attr or (c.qual or "").rsplit(".", 1)[-1]
-    if c.kw_literals.get("requires_grad") is True and last in FACTORIES:
-        return True
-    if last == "requires_grad_" and c.recv is not None and c.recv[0] == "c":
-        inner = c.recv[1]
-        return (inner.attr or (inner.qual or "").rsplit(".", 1)[-1]) in FACTORIES
-    if (c.qual or "").endswith(("nn.Parameter", "Parameter")) and c.args and c.args[0] is not None and c.args[0][0] == "c":
-        inner = c.args[0][1]
-        return (inner.attr or (inner.qual or "").rsplit(".", 1)[-1]) in FACTORIES
-    return False
-
-
-def _oracle_shape(c: Call) -> bool:
-    """An elementwise minimum over several losses: torch.minimum(a, b), min(a, b), or
-    torch.min/amin over a stack of per-model losses. `min(chunk_bpbs)` is a statistic."""
-    q = c.qual or ""
-    if q in ("torch.minimum", "np.minimum", "numpy.minimum", "torch.fmin") or (q == "min" and c.attr is None):
-        return len(c.args) >= 2
-    if q in ("torch.min", "torch.amin") or c.attr in ("min", "amin"):
-        parts = list(c.args) + ([c.recv] if c.attr else [])
-        return any(_has_call(p, ("stack", "cat", "vstack")) for p in parts)
-    return False
-
-
-def _calls_in(v, through_attrs: bool = True):
-    """Every call in a value tree: its arguments, its receiver, the parts of unions, and (with
-    `through_attrs`) the bases of attribute, subscript and shift values."""
-    stack = [v]
-    while stack:
-        x = stack.pop()
-        if x is None:
-            continue
-        if x[0] == "c":
-            c = x[1]
-            yield c
-            stack.extend(c.args)
-            stack.append(c.recv)
-        elif through_attrs and x[0] in ("a", "t", "shift"):
-            stack.append(x[1])
-        elif x[0] == "u":
-            stack.extend(x[1])
-
-
-def _has_call(v, names) -> bool:
-    return any((c.attr or (c.qual or "").rsplit(".", 1)[-1]) in names for c in _calls_in(v))
-
-
-def _loop_targets(body) -> list[str]:
-    out: list[str] = []
-    for s in body:
-        tag = s[0]
-        if tag == "for":
-            out += list(_names(s[1]))
-        if tag == "assign" and s[1][0] == "tuple":
-            out += list(_names(s[1]))
-        for sub in _sub_bodies(s):
-            out += _loop_targets(sub)
-    return out

@@ -17,8 +17,9 @@ examples:
   pgolf audit path/to/record --waivers reviewer-waivers.yaml        # reviewer-owned waivers only
 
 text output is compiler-style: path:line:col: RULE-ID severity: message, then the evidence chain.
-verdicts: PASS (no error), FAIL (an error), REVIEW (the audit could not decide: parse failure,
-exec of code it could not decode). exit codes: 0 PASS/REVIEW, 1 FAIL, 2 unusable input.
+verdicts: PASS (the reported score matched a legal shape, named in its PG-EVAL-001 line), FAIL (an
+error: rule, line, evidence chain), REVIEW (PG-EVAL-002 or PARSE: the one fact the audit could not
+establish). exit codes: 0 PASS/REVIEW, 1 FAIL, 2 unusable input (also a FILE that is not Python).
 """
 
 
@@ -72,8 +73,14 @@ def text(report: Report) -> str:
 
 def run(args) -> int:
     path = Path(args.path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise InputError("no such file or folder", str(path))
+    if not path.is_dir():
+        from audit.static.engine import not_python
+
+        problem = not_python(path)
+        if problem is not None:
+            raise InputError(f"not a Python file to audit: {problem}", str(path))
     waivers = None
     if args.waivers:
         from audit.waivers import WaiverError, load_waivers

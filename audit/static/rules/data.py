@@ -1,16 +1,17 @@
-"""Rules about what data and resources the program touches (DATA, NET) and what the audit could
-not read (PARSE)."""
+"""Rules about what data and resources the program touches (DATA, NET)."""
 from __future__ import annotations
 
 import re
 from dataclasses import replace
 
-from audit.findings import EvidenceStep, Location, Severity
+from audit.findings import EvidenceStep, Finding, Location, Severity
 from audit.static.program import Program
-from audit.static.rules.base import Rule
+from audit.static.rules.base import Folder, Rule
 
 _RESERVE = re.compile(r"(gptq|calib|quant|hessian).*reserve|reserve.*(gptq|calib|quant|hessian)", re.I)
 _READER = re.compile(r"loader|calib|hessian|gptq|next_batch|shard|stream|quant", re.I)
+_TRAIN = ("import torch\n\n\ndef main():\n    val_loss = torch.zeros(())\n    print(f'final val_loss:{val_loss}')\n\n\n"
+          "main()\n")
 _HEAD = 'import torch\nval_tokens = load_validation_tokens("data/fineweb_val_*.bin")\n'
 
 
@@ -96,6 +97,36 @@ main(m, o)
                 return
 
 
+class ValAsTrainingData(Rule):
+    """DATA: the record's own run evidence shows the training data was validation data: a command
+    in its README or run script links or copies a validation shard to a training shard's name, the
+    dataset or run it trained on is named validation-only, or its README says it trained on the
+    validation set. The code can be the plain baseline; what it read is decided by the data
+    folder it was pointed at, and that is where training on the answer shows."""
+
+    id = "PG-DATA-004"
+    condition = "DATA"
+    confidence = "medium"
+    message = "the run's own evidence shows it trained on validation data"
+    VALID = [Folder({"train_gpt.py": _TRAIN, "README.md": "Run:\n\n    DATA_PATH=./data/datasets/fineweb10B_sp1024 "
+                     "torchrun --nproc_per_node=8 train_gpt.py\n\nWe evaluate on the validation set only at the end.\n"})]
+    INVALID = [(Folder({"train_gpt.py": _TRAIN, "README.md": "Setup:\n\n```\nln -s data/fineweb_val_000000.bin "
+                        "data/valonly/fineweb_train_000000.bin\n```\n"}), "README.md:4"),
+               (Folder({"train_gpt.py": _TRAIN, "README.md": "# Record\n\nVal-only training (train on the validation shard).\n"}),
+                "README.md:3"),
+               (Folder({"train_gpt.py": _TRAIN, "train.log": "EXPERIMENT: exp3_valonly\nstep:1/10 train_loss:5.0\n"}),
+                "train.log:1")]
+
+    def check(self, prog: Program) -> None:
+        ev = prog.evidence.evidence if prog.evidence is not None else None
+        if ev is None or not ev.val_as_train:
+            return
+        path, line, what = ev.val_as_train[0]
+        prog.findings.append(Finding(self.id, self.severity, f"{self.message}: {what}", self.condition,
+                                     Location(path, line), tuple(EvidenceStep(w, Location(p, ln)) for p, ln, w in ev.val_as_train[1:4]),
+                                     self.confidence))
+
+
 class NetworkAccess(Rule):
     """NET: the artifact must be self-contained; a download or network call reachable from the
     entry point (urllib, requests, huggingface_hub, `curl`/`wget` in a subprocess) can fetch data
@@ -118,60 +149,27 @@ main()
 
     def check(self, prog: Program) -> None:
         for _, e in prog.of("net"):
-            prog.emit(self, e, message=f"network access reachable from the entry point: {e.info.get('call')}()")
+            if _when_missing(e):  # fetching the data or tokenizer only when absent: set-up, not evaluation
+                prog.emit(self, e, severity=Severity.WARNING, message=f"downloads files the run needs when they are "
+                          f"missing ({e.info.get('call')}()): set-up, but the evaluated artifact must not need it")
+            else:
+                prog.emit(self, e, message=f"network access reachable from the entry point: {e.info.get('call')}()")
 
 
-class DynamicCode(Rule):
-    """PARSE: `exec`/`eval`/dynamic import of code the audit could not decode: whatever it runs
-    was not analysed, so the verdict is REVIEW."""
-
-    id = "PG-PARSE-002"
-    condition = "PARSE"
-    severity = Severity.NOTE
-    message = "dynamic code (exec/eval/dynamic import) the audit could not follow: not analysed"
-    VALID = ["""import json
-def main():
-    return json.loads("{}")
-main()
-"""]
-    INVALID = [("""import importlib
-def main(name):
-    mod = importlib.import_module(name)
-main("x")
-""", 3)]
-
-    def check(self, prog: Program) -> None:
-        for _, e in prog.of("dyn"):
-            prog.emit(self, e, message=f"dynamic code ({e.info.get('call')}) the audit could not follow: not analysed",
-                      undecided=True)
+_MISSING = re.compile(r"\b(exists|isfile|isdir|is_file|is_dir|glob)\b")
 
 
-class Unparsable(Rule):
-    """PARSE: the file could not be read or parsed (syntax error, encoding, size cap); nothing in
-    it was analysed, so the verdict is REVIEW, never PASS."""
+def _when_missing(e) -> bool:
+    """The call runs only when a file is absent: `if not os.path.exists(...)`, `if not glob(...)`."""
+    import libcst as cst
 
-    id = "PG-PARSE-001"
-    condition = "PARSE"
-    severity = Severity.NOTE
-    message = "could not analyse this file"
-    VALID = ["x = 1\n"]
-    INVALID = [("def f(:\n    pass\n", 1)]
-
-    def check(self, prog: Program) -> None:  # emitted by the engine before any program exists
-        return None
-
-
-class DecodedPayload(Rule):
-    """PARSE note: the script is a self-extracting wrapper; the audit decoded its payload
-    (without running it) and reports locations in the decoded source."""
-
-    id = "PG-PARSE-003"
-    condition = "PARSE"
-    severity = Severity.NOTE
-    confidence = "high"
-    message = "self-extracting script: audited its decoded payload (locations refer to the decoded source)"
-    VALID = ["x = 1\n"]
-    INVALID = [("import zlib, base64\nexec(zlib.decompress(base64.b64decode('eJzLzC3ILypRyC/mKijKzCvRyC/WS08tSS5P0dDU5AIAo+4KDw==')))\n", 2)]
-
-    def check(self, prog: Program) -> None:
-        return None
+    for g in e.guards:
+        if g.kind != "if":
+            continue
+        try:
+            text = cst.Module([]).code_for_node(g.test)
+        except Exception:
+            continue
+        if _MISSING.search(text):
+            return True
+    return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from audit.findings import EvidenceStep, Location, Severity
-from audit.static.program import Program, shared_loops
+from audit.static.program import Program, shared_loops, trains_local_module
 from audit.static.rules.base import Rule
 
 _HEAD = 'import torch\nval_tokens = load_validation_tokens("data/fineweb_val_*.bin")\n'
@@ -16,8 +16,12 @@ def _step(msg, e) -> EvidenceStep:
 
 
 def _free_in(prog: Program, u, loops) -> bool:
-    """A requires_grad tensor (a SLOT delta) created in the update's function or loop."""
+    """A requires_grad tensor (a SLOT delta) created in the update's function or loop. Parameters
+    a module creates in its `__init__` (a LoRA adapter's A and B) are a model's weights, not a
+    delta added to the scored positions' hidden states or logits."""
     for _, f in prog.of("free"):
+        if f.fn.rsplit(".", 1)[-1] == "__init__":
+            continue
         if f.fn == u.fn or (loops and shared_loops(f, u)[: len(loops)] == loops):
             return True
     return False
@@ -149,6 +153,8 @@ main(m, o)
     def check(self, prog: Program) -> None:
         scores = prog.val_scores()
         for i, u in prog.val_updates():
+            if _train_loop_updates(prog, u):
+                continue  # validation data in the training loop: PG-DATA-002 reports it
             for j, s in scores:
                 loops = shared_loops(u, s)
                 if j > i and loops:
@@ -211,10 +217,13 @@ main(m)
 
 
 def _train_loop_updates(prog: Program, u) -> bool:
+    """The update is the training loop's own step (its data includes training shards, or it sits
+    in the function of the training step): validation data there is training on validation. An
+    evaluation with TTT called from the training loop (periodic validation) is not that."""
     if "train" in u.labels:
         return True
     for _, o in prog.of("update", "train"):
-        if shared_loops(o, u) and "val" not in o.labels:
+        if shared_loops(o, u) and "val" not in o.labels and o.fn == u.fn:
             return True
     return False
 
@@ -365,7 +374,7 @@ def _rescored(prog: Program, rule: Rule) -> None:
     adaptation; the later number scores it again with a model that learned from it."""
     scores = prog.val_scores()
     for i, u in prog.val_updates():
-        first = prog.covering_score(i, u)
+        first = prog.covering_score(i, u) if not _train_loop_updates(prog, u) else None
         if first is None:
             continue
         later = next((s for j, s in scores if j > i and not shared_loops(u, s) and not _exclusive(u, s)), None)
@@ -401,7 +410,7 @@ def main(model, opt, train_loader):
     loss_sum = 0.0
     with torch.no_grad():
         loss_sum += model(val_tokens)
-main(m, o, l)
+main(m, o, TokenLoader("data/fineweb_train_*.bin"))
 """, 8)]
 
     def check(self, prog: Program) -> None:
@@ -413,13 +422,15 @@ def _uncovered(prog: Program, rule: Rule, want: str) -> None:
     scores = prog.val_scores()
     covered_before = False
     for i, u in prog.val_updates():
-        if prog.covering_score(i, u) is not None:
+        if trains_local_module(prog, u):
+            continue  # a diagnostic probe trained on frozen activations: not the scored model
+        in_train = _train_loop_updates(prog, u)  # a periodic eval in the training loop is no score-first TTT
+        if not in_train and prog.covering_score(i, u) is not None:
             covered_before = True
             continue
-        if any(j > i and shared_loops(u, s) for j, s in scores):
+        if not in_train and any(j > i and shared_loops(u, s) for j, s in scores):
             continue  # scored later in the same iteration: PG-C3-001 / PG-C1-002 report it
-        in_train = _train_loop_updates(prog, u)
-        later = next((s for j, s in scores if j > i and not shared_loops(u, s)), None)
+        later = next((s for j, s in scores if j > i and not shared_loops(u, s) and not _exclusive(u, s)), None)
         if in_train:
             kind = "train"
         elif later is None:

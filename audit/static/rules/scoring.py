@@ -1,10 +1,11 @@
 """Rules about what the scored probability may depend on (C1 lookahead, C2 normalization)."""
 from __future__ import annotations
 
-import re
-
+from audit.findings import Severity
+from audit.static.normalisation import has_normaliser
 from audit.static.program import Program
 from audit.static.rules.base import Rule
+from audit.static.rules.examples import marked, scored_chunks
 
 _HEAD = 'import torch\nval_tokens = load_validation_tokens("data/fineweb_val_*.bin")\n'
 
@@ -124,15 +125,12 @@ main(m, h, 0.5)
 
     def check(self, prog: Program) -> None:
         for _, e in prog.of("mix", "val"):
-            prog.emit(self, e)
+            if not e.info.get("unreported"):
+                prog.emit(self, e)
         for _, e in prog.of("tadj", "val"):
-            if not _has_normalizer(prog, e):
+            if not e.info.get("unreported") and not _has_normalizer(prog, e):
                 prog.emit(self, e, message="unnormalized adjustment: only the target's score is moved by a term "
                                            "computed from the target, with no normalizer over the vocabulary")
-
-
-NORMALIZERS = frozenset({"logsumexp", "log1p", "logaddexp", "log_softmax", "softmax"})
-_NORM_NAME = re.compile(r"log_?z|lse|normali[sz]|partition", re.I)
 
 
 def _has_normalizer(prog: Program, e) -> bool:
@@ -146,7 +144,7 @@ def _has_normalizer(prog: Program, e) -> bool:
     names: set = set()
     calls: set = set()
     _walk(fn.body, names, calls)
-    return bool(calls & NORMALIZERS) and (any(_NORM_NAME.search(n) for n in names) or "logsumexp" in calls or "logaddexp" in calls)
+    return has_normaliser(names, calls)
 
 
 def _walk(body, names: set, calls: set) -> None:
@@ -179,3 +177,106 @@ def _walk(body, names: set, calls: set) -> None:
                 stack.extend(p for p in v[1] if p)
             elif tag == "tuple":
                 stack.extend(p for p in v[1] if isinstance(p, tuple))
+
+
+class NonDistributionComponent(Rule):
+    """C2 (full normalized distribution): a mixture stacks per-position numbers as if each were
+    the log-probability of the target under some expert, but one of them is not a distribution
+    evaluated at the target at all: the entropy of the model's distribution (`-(p * log p)
+    .sum(-1)`), a max, a mean over the vocabulary. Mixed with logsumexp, that "expert" puts
+    exp(-H) on whatever the target is, so the mixture does not sum to one over the vocabulary.
+    Mixture weights computed from the entropy are fine: a weight multiplies a component."""
+
+    id = "PG-C2-002"
+    condition = "C2"
+    confidence = "high"
+    message = "mixture component that is not a distribution: a per-position number with no target in it is mixed as an expert"
+    VALID = [scored_chunks("""
+        logp = F.log_softmax(model(x), -1)
+        ent = -(logp.exp() * logp).sum(-1)
+        uni = ((counts + 1) / (counts.sum() + 1024)).log()
+        experts = torch.stack([logp.gather(-1, y), uni[y]], -1)
+        w = torch.stack([ent, 1 - ent], -1).log_softmax(-1)
+        nll_sum += -(experts + w).logsumexp(-1).sum()
+    """, "model, counts", "main(m, c)")]
+    INVALID = [marked(scored_chunks("""
+        logp = F.log_softmax(model(x), -1)
+        ent = -(logp.exp() * logp).sum(-1)
+        experts = torch.stack([-logp.gather(-1, y), ent], -1)  # <-
+        nll_sum += -(-experts).logsumexp(-1).sum()
+    """, "model, counts", "main(m, c)"))]
+
+    def check(self, prog: Program) -> None:
+        for _, e in prog.of("nondist", "val"):
+            if not e.info.get("unreported"):
+                prog.emit(self, e)
+
+
+class TargetGatedScore(Rule):
+    """C1 (strict causality): the score of a position is switched by comparing its target with
+    stored tokens: `nll *= (stored != y)`, `torch.where(y == hint, 0, nll)`. Whether the token's
+    loss counts is decided by looking at the answer, so the distribution it is scored under
+    depends on the target itself (a "paid prefix" that stores validation tokens and zeroes
+    their loss where they match is the plainest case). Masks against constants (padding ids)
+    are not comparisons of two token sequences and are not reported."""
+
+    id = "PG-C1-003"
+    condition = "C1"
+    confidence = "high"
+    message = "target-gated score: a position's loss is switched by comparing its target with stored tokens"
+    VALID = [scored_chunks("""
+        nll = F.cross_entropy(model(x), y, reduction="none")
+        nll = nll * (y != pad_id).float()
+        nll_sum += nll.sum()
+    """, "model, pad_id", "main(m, 0)")]
+    INVALID = [marked(scored_chunks("""
+        nll = F.cross_entropy(model(x), y, reduction="none")
+        match = stored[i:i + 100] == y[:100]
+        nll[:100] *= (~match).float()  # <-
+        nll_sum += nll.sum()
+    """, "model, stored", "main(m, s)"))]
+
+    def check(self, prog: Program) -> None:
+        for _, e in prog.of("tmask", "val"):
+            if not e.info.get("unreported"):
+                prog.emit(self, e)
+
+
+class TargetDependentSelection(Rule):
+    """C1 (strict causality), and C4 over passes: per token, the lower of two scores is kept
+    (`if new_nll < old_nll: nll[t] = new_nll`, `torch.where(a < b, a, b)`). The lower NLL is the
+    one that put more probability on the token that actually came, so choosing it uses the
+    answer: the distribution a token is scored under is picked after seeing the token. A fixed
+    mixture of the two, or a choice made from already-scored context only, is fine."""
+
+    id = "PG-C1-004"
+    condition = "C1"
+    confidence = "high"
+    message = "target-dependent selection: per token, the lower of two scores is kept"
+    VALID = [scored_chunks("""
+        p = 0.5 * F.softmax(model_a(x), -1) + 0.5 * F.softmax(model_b(x), -1)
+        nll_sum += -torch.log(p.gather(-1, y)).sum()
+    """, "model_a, model_b", "main(a, b)")]
+    INVALID = [marked(scored_chunks("""
+        nll_a = F.cross_entropy(model_a(x), y, reduction="none")
+        nll_b = F.cross_entropy(model_b(x), y, reduction="none")
+        nll = torch.where(nll_b < nll_a, nll_b, nll_a)  # <-
+        nll_sum += nll.sum()
+    """, "model_a, model_b", "main(a, b)")), marked(scored_chunks("""
+        nll = F.cross_entropy(model(x), y, reduction="none")
+        for t in range(100):
+            new_nll = -cache.logprob(x[:t + 1], y[t])
+            if new_nll < nll[t]:  # <-
+                nll[t] = new_nll
+        nll_sum += nll.sum()
+    """, "model, cache", "main(m, c)"))]
+
+    def check(self, prog: Program) -> None:
+        for _, e in prog.of("select", "val"):
+            if e.info.get("unreported"):
+                continue
+            if e.info.get("per_token"):
+                prog.emit(self, e)
+            else:  # a whole configuration (weights, temperature) picked by its validation score
+                prog.emit(self, e, severity=Severity.WARNING, message="a configuration is chosen by its validation "
+                          "score (model selection on the data it is scored on)")

@@ -1,0 +1,168 @@
+"""The audit's readers of submitted material, unit by unit: bounded decoders, self-extracting
+payload shapes, the parser pre-screen, run evidence ranking, print templates and the offsets
+that prove a loop-carried chunk was scored."""
+from __future__ import annotations
+
+import base64
+import bz2
+import gzip
+import lzma
+import zlib
+
+import libcst as cst
+import pytest
+
+from audit.static.decompress import DECODERS, TooLarge, codec_decode
+from audit.static.evidence import collect_evidence
+from audit.static.names import import_aliases
+from audit.static.offsets import block_slice
+from audit.static.payload import find_payload
+from audit.static.prescreen import prescreen
+from audit.static.sinks import match_logs, reported, template_of
+from audit.static.ir import Call
+
+TEXT = b"print('hello')\n" * 50
+CAP = 4096
+
+
+def _compressors():
+    import brotli
+    import zstandard
+
+    return {
+        "zlib.decompress": zlib.compress,
+        "gzip.decompress": gzip.compress,
+        "bz2.decompress": bz2.compress,
+        "lzma.decompress": lzma.compress,
+        "brotli.decompress": brotli.compress,
+        "zstandard.decompress": lambda b: zstandard.ZstdCompressor().compress(b),
+    }
+
+
+@pytest.mark.parametrize("name", ["zlib.decompress", "gzip.decompress", "bz2.decompress", "lzma.decompress",
+                                  "brotli.decompress", "zstandard.decompress"])
+def test_every_decompressor_decodes_under_the_cap_and_refuses_over_it(name):
+    compress = _compressors()[name]
+    assert DECODERS[name](compress(TEXT), CAP) == TEXT
+    with pytest.raises(TooLarge):
+        DECODERS[name](compress(bytes(50 * CAP)), CAP)
+
+
+def test_concatenated_streams_count_towards_one_cap():
+    two = bz2.compress(TEXT) + bz2.compress(TEXT)
+    assert DECODERS["bz2.decompress"](two, CAP) == TEXT * 2
+    with pytest.raises(TooLarge):
+        DECODERS["bz2.decompress"](bz2.compress(bytes(CAP)) * 3, CAP)
+    xz = lzma.compress(TEXT) * 2
+    assert DECODERS["lzma.decompress"](xz, CAP) == TEXT * 2
+
+
+@pytest.mark.parametrize("codec", ["zlib_codec", "zip", "bz2_codec", "base64_codec", "hex", "rot13", "utf-8"])
+def test_codecs_decode_is_capped(codec):
+    data = {"zlib_codec": zlib.compress(TEXT), "zip": zlib.compress(TEXT), "bz2_codec": bz2.compress(TEXT),
+            "base64_codec": base64.b64encode(TEXT), "hex": TEXT.hex().encode(), "rot13": "cevag", "utf-8": TEXT}[codec]
+    assert codec_decode(data, codec, CAP)
+    if codec in ("zlib_codec", "bz2_codec"):
+        with pytest.raises(TooLarge):
+            codec_decode((zlib if codec == "zlib_codec" else bz2).compress(bytes(10 * CAP)), codec, CAP)
+
+
+def _payload(src: str, folder=None):
+    module = cst.parse_module(src)
+    return find_payload(module, import_aliases(module), "train_gpt.py", folder, {})
+
+
+def test_payload_shapes_decode_without_running_anything(tmp_path):
+    inner = "x = 1\n"
+    b85 = base64.b85encode(lzma.compress(inner.encode())).decode()
+    shapes = [
+        f"import lzma as L, base64 as B\nexec(L.decompress(B.b85decode({b85!r})))\n",
+        f"import lzma as L, base64 as B\nS = L.decompress(B.b85decode({b85!r}))\nS = S.decode()\nexec(compile(S, 'f', 'exec'))\n",
+        f"import lzma, base64\n_b = b'''\\n{b85[:10]}\\n{b85[10:]}\\n'''\nexec(lzma.decompress(base64.b85decode(_b.replace(b'\\n', b''))).decode('utf-8'))\n",
+        f"import zlib, base64\nexec(zlib.decompress(base64.b64decode({base64.b64encode(zlib.compress(inner.encode())).decode()!r}), wbits=15))\n",
+    ]
+    for src in shapes:
+        got = _payload(src)
+        assert got is not None and got.text == inner, src[:60]
+    (tmp_path / "impl.py").write_text(inner)
+    (tmp_path / "blob.py.lzma").write_bytes(lzma.compress(inner.encode()))
+    assert _payload("exec(open(__file__.replace('train_gpt.py', 'impl.py')).read())\n", tmp_path).text == inner
+    lz = "import lzma, pathlib\nexec(compile(lzma.decompress(pathlib.Path(__file__).with_suffix('.py.lzma').read_bytes()), 'x', 'exec'))\n"
+    assert _payload(lz.replace("with_suffix('.py.lzma')", "with_name('blob.py.lzma')"), tmp_path).text == inner
+
+
+def test_payload_bombs_are_refused_not_decoded():
+    bomb = base64.b85encode(bz2.compress(bytes(30_000_000))).decode()
+    got = _payload(f"import bz2, base64\nexec(bz2.decompress(base64.b85decode({bomb!r})))\n")
+    assert got is not None and got.refused and not got.text
+    got = _payload("_X = b'A' * 10000000\nexec(_X.replace(b'A', b'BB' * 4))\n")
+    assert got is not None and got.refused
+
+
+@pytest.mark.parametrize("src,problem", [
+    ("x = " + "(" * 201 + "1" + ")" * 201 + "\n", "brackets nested"),
+    ("x = " + "-" * 4000 + "1\n", "operators"),
+    ("".join(" " * i + "if a:\n" for i in range(101)) + " " * 101 + "pass\n", "blocks nested"),
+])
+def test_prescreen_refuses_what_crashes_or_stalls_the_parser(src, problem):
+    got = prescreen(src)
+    assert got is not None and problem in got[0]
+
+
+def test_prescreen_passes_real_code():
+    assert prescreen("def f(x):\n    return [(a, {b: (c,)}) for a, b, c in x]\n") is None
+
+
+def test_evidence_ranks_the_run_script_over_ablations_and_prose(tmp_path):
+    (tmp_path / "README.md").write_text("A clean toggle: `SLOT_ENABLED=0` gives the baseline.\n\n"
+                                        "```\nTTT_EPOCHS=3 torchrun train_gpt.py\n```\n")
+    (tmp_path / "ablation_off.sh").write_text("SLOT_ENABLED=0 TTT_EPOCHS=1 torchrun train_gpt.py\n")
+    (tmp_path / "run.sh").write_text("# seeds\nSLOT_ENABLED=1 torchrun train_gpt.py\n")
+    (tmp_path / "train_seed1.log").write_text("ttt_epochs: 5\nsome_flag=2\n")
+    ev = collect_evidence(tmp_path, {"ttt_epochs"})
+    assert ev.env["SLOT_ENABLED"][0] == "1" and ev.env["SLOT_ENABLED"][1].endswith("run.sh")
+    assert ev.env["TTT_EPOCHS"][0] == "3"  # README command block beats the ablation script
+    assert ev.attrs["ttt_epochs"][0] == "5"  # the log's echo is the strongest evidence
+
+
+def test_logs_that_embed_source_are_not_evidence(tmp_path):
+    (tmp_path / "train.log").write_text("    use_slot = args.slot_enabled\n\tif use_slot:\n"
+                                        "  slot_enabled: False\nfinal val_bpb:1.1\n")
+    ev = collect_evidence(tmp_path, {"slot_enabled"})
+    assert [ll.text for ll in ev.log_lines] == ["  slot_enabled: False", "final val_bpb:1.1"]
+
+
+def _template(code: str):
+    node = cst.parse_expression(code)
+    return template_of(Call("log0", None, None, [], {}, [], node))
+
+
+def test_print_templates_match_log_lines_and_inline_conditionals(tmp_path):
+    t = _template('log0(f"ttt:start lr={lr} epochs={e}{f\' slot_lr={s}\' if use_slot else \'\'}")')
+    assert t is not None and t.regex.search("ttt:start lr=0.1 epochs=3 slot_lr=0.003")
+    sink = _template('log0(f"final_exact val_loss:{a:.8f} val_bpb:{b:.8f}")')
+    assert sink.sink and len(sink.values) == 2 and sink.bpb_group
+    (tmp_path / "train.log").write_text("ttt:start lr=0.1 epochs=3 slot_lr=0.003\nfinal_exact val_loss:1.9 val_bpb:1.1\n")
+    ev = collect_evidence(tmp_path, set())
+    m = match_logs([t, sink], ev)
+    assert m[id(t)].seen and list(m[id(t)].alts.values()) == [{True}]
+    assert reported([t, sink], m, ev) == {id(sink)}
+
+
+def test_a_log_from_another_revision_is_matched_to_the_nearest_sink(tmp_path):
+    zlib_sink = _template('log0(f"final_int8_zlib_roundtrip_exact val_loss:{a:.8f} val_bpb:{b:.8f}")')
+    other = _template('log0(f"final_sgd_ttt_exact val_loss:{a:.8f} val_bpb:{b:.8f}")')
+    (tmp_path / "train.log").write_text("final_int8_zstd_roundtrip_exact val_loss:1.96 val_bpb:1.16\n")
+    ev = collect_evidence(tmp_path, set())
+    assert reported([zlib_sink, other], match_logs([zlib_sink, other], ev), ev) == {id(zlib_sink)}
+
+
+BLOCKS = [("toks[k * n:(k + 1) * n + 1]", {}, True), ("toks[s:s + n + 1]", {"s": "k * n"}, True),
+          ("toks[k * 100:k * 100 + 101]", {}, True), ("toks[w:w + n]", {}, False),
+          ("toks[k * s:k * s + n]", {}, False), ("toks[k * n:(k + 2) * n]", {}, False)]
+
+
+@pytest.mark.parametrize("expr,assigns,want", BLOCKS, ids=[b[0] for b in BLOCKS])
+def test_block_slices_prove_consecutive_chunks_disjoint(expr, assigns, want):
+    bound = {k: cst.parse_expression(v) for k, v in assigns.items()}
+    assert block_slice(cst.parse_expression(expr), bound, "k") is want
