@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audit import safe_read
 from harness import atomic, stats
 from harness.errors import InputError
 from harness.findings import EvidenceStep, Finding, Location, Severity
@@ -100,15 +101,30 @@ class ReproConfig:
 def record_fingerprint(cfg: ReproConfig) -> str:
     """sha256 over the record's files and the settings that change a run (not the seed list)."""
     h = hashlib.sha256()
-    root = Path(cfg.record_dir)
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and "__pycache__" not in p.parts:
-            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+    for e in sorted(_record_files(cfg.record_dir), key=lambda e: e.rel):
+        h.update(e.rel.encode() + b"\0" + _read_record_file(cfg.record_dir, e) + b"\0")
     settings = {"data": cfg.data_path, "tok": cfg.tokenizer_path, "vocab": cfg.vocab_size, "nproc": cfg.nproc,
                 "launcher": cfg.launcher, "entry": cfg.entry, "env": cfg.env_extra,
                 "runner": cfg.runner}
     h.update(json.dumps(settings, sort_keys=True).encode())
     return h.hexdigest()
+
+
+# A record's own files, read as the submission's data: links are never followed (a link to
+# /proc/self/environ would otherwise be copied into the reproduced record and its report), and
+# every read is capped before it happens.
+RECORD_FILE_CAP = 64 << 20
+
+
+def _record_files(record_dir) -> list[safe_read.Entry]:
+    return [e for e in safe_read.scan(record_dir) if e.kind == "file" and "__pycache__" not in e.rel.split("/")]
+
+
+def _read_record_file(record_dir, e: safe_read.Entry) -> bytes:
+    try:
+        return safe_read.read_under(record_dir, e.rel, RECORD_FILE_CAP)
+    except safe_read.UnsafeRead as err:
+        raise InputError(f"record file not readable as plain data ({err.reason})", str(e.path)) from None
 
 
 def seed_dir(cfg: ReproConfig, seed: int) -> Path:
@@ -302,14 +318,10 @@ def assemble_reproduced_record(cfg: ReproConfig, results: list[dict[str, Any]]) 
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
-    src = Path(cfg.record_dir)
-    for name in ("submission.json", "README.md"):
-        if (src / name).is_file():
-            shutil.copyfile(src / name, dst / name)
-    for p in src.rglob("*.py"):
-        if "__pycache__" not in p.parts:
-            (dst / p.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(p, dst / p.relative_to(src))
+    for e in _record_files(cfg.record_dir):
+        if e.rel in ("submission.json", "README.md") or e.rel.endswith(".py"):
+            (dst / e.rel).parent.mkdir(parents=True, exist_ok=True)
+            (dst / e.rel).write_bytes(_read_record_file(cfg.record_dir, e))
     for r in results:
         shutil.copyfile(Path(cfg.out_dir) / r["log"], dst / Path(r["log"]).name)
     return dst

@@ -174,3 +174,29 @@ def test_import_path_does_not_pull_torch(tmp_path, cmd):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), timeout=300)
     assert "HEAVY []" in done.stderr, done.stderr[-2000:]
+
+
+def test_reproduction_never_copies_or_hashes_a_linked_file(tmp_path):
+    """A `helper.py -> secret` link in a record: the reproduced record (what `pgolf check` and the
+    report read) does not contain it, and the fingerprint does not depend on the link's target."""
+    from harness.reproduce.seeds import ReproConfig, assemble_reproduced_record, record_fingerprint
+
+    secret = tmp_path / "host_secret.py"
+    secret.write_text(f"TOKEN = '{CANARY}'\n")
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (rec / "train_gpt.py").write_text("print('hi')\n")
+    (rec / "submission.json").write_text("{}")
+    (rec / "helper.py").symlink_to(secret)
+    (rec / "pkg").symlink_to(tmp_path, target_is_directory=True)
+    out = tmp_path / "out"
+    (out / "seed_1").mkdir(parents=True)
+    (out / "seed_1" / "train.log").write_text("val_bpb:1.0\n")
+    cfg = ReproConfig(record_dir=rec, out_dir=out, seeds=[1])
+    before = record_fingerprint(cfg)
+    secret.write_text("TOKEN = 'changed'\n")
+    assert record_fingerprint(cfg) == before
+    dst = assemble_reproduced_record(cfg, [{"log": "seed_1/train.log"}])
+    names = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*"))
+    assert names == ["submission.json", "train.log", "train_gpt.py"]
+    assert all(CANARY not in p.read_text() for p in dst.rglob("*") if p.is_file())
