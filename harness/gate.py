@@ -481,7 +481,9 @@ def _in_worker(fn, arg: str, limits: AuditLimits):
 
     ctx = mp.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_worker_main, args=(fn, arg, limits.memory_bytes, send), daemon=True)
+    # not a daemon: the audit forks a worker per file itself (audit.static.isolate), which a
+    # daemonic process may not do; the `finally` below kills and reaps it whatever happens
+    child = ctx.Process(target=_worker_main, args=(fn, arg, limits.memory_bytes, send), daemon=False)
     child.start()
     send.close()
     try:

@@ -93,9 +93,9 @@ def _link_finding(path: str) -> Finding:
                    Location(path), (), "high", True)
 
 
-def _not_a_program(path: str, problem: str) -> Finding:
+def _not_a_program(path: str, problem: str, line: int = 1) -> Finding:
     return Finding("PG-PARSE-005", Severity.ERROR, f"{RULES['PG-PARSE-005'].message}: {problem}", "PARSE",
-                   Location(path, 1), (), "high")
+                   Location(path, line), (), "high")
 
 
 def audit_source(text: str, path: str, folder: Path | None = None, evidence_folder: Path | None = None) -> list[Finding]:
@@ -203,7 +203,8 @@ def audit_file(path: Path, folder: Path | None = None) -> FileResult:
         return FileResult(str(path), findings, sha, lines, time.perf_counter() - t0)
     problem = prescreen(src.text)
     if problem is not None:
-        findings.append(_parse_failure(str(path), problem[0], problem[1]))
+        findings.append(_not_a_program(str(path), problem.message, problem.line) if problem.python_refuses
+                        else _parse_failure(str(path), problem.message, problem.line))
         return FileResult(str(path), findings, sha, lines, time.perf_counter() - t0)
     try:
         got = audit_source(src.text, str(path), folder)

@@ -6,13 +6,15 @@ process: no report at all) and is superlinear on very long operator chains (`- -
 brackets ("too many nested parentheses") and 100 indentation levels, so such a file is not a
 runnable program anyway. The stdlib `tokenize` module reads the text in linear time without
 recursion; we count bracket depth, indentation depth and operators per logical line, and refuse
-the file (a PG-PARSE-001 finding, REVIEW) before any parser sees it. The audit also runs each
+the file before any parser sees it (an entry file CPython would refuse is PG-PARSE-005, FAIL;
+otherwise a PG-PARSE-001 finding, REVIEW). The audit also runs each
 file in a worker process (audit.static.isolate), so a crash we did not foresee is a finding too.
 """
 from __future__ import annotations
 
 import io
 import tokenize
+from typing import NamedTuple
 
 MAX_BRACKETS = 200  # CPython's own limit (Parser/tokenizer.c MAXLEVEL)
 MAX_INDENT = 100  # CPython's own limit (MAXINDENT)
@@ -20,8 +22,18 @@ MAX_OPERATORS_PER_LINE = 3_000  # far above real code; libcst needs seconds from
 _NOT_COUNTED = frozenset("()[]{},:;=") | {"->", "**=", "*=", "+=", "-=", "/=", "//=", "%=", "@=", "&=", "|=", "^=", ">>=", "<<="}
 
 
-def prescreen(text: str) -> tuple[str, int] | None:
-    """(problem, line) when the text must not be parsed, else None.
+class Problem(NamedTuple):
+    """Why a text must not be parsed, where, and whether CPython itself would refuse it (then the
+    file is not a runnable program: an entry file like that is PG-PARSE-005, FAIL; otherwise only
+    our parser is at its limit and the verdict is REVIEW)."""
+
+    message: str
+    line: int
+    python_refuses: bool
+
+
+def prescreen(text: str) -> Problem | None:
+    """The problem when the text must not be parsed, else None.
 
     A tokenize error is not reported here: the parser gives the better syntax-error message."""
     depth = indent = ops = 0
@@ -33,19 +45,19 @@ def prescreen(text: str) -> tuple[str, int] | None:
                 if s in "([{":
                     depth += 1
                     if depth > MAX_BRACKETS:
-                        return f"brackets nested {depth} deep (Python allows {MAX_BRACKETS})", tok.start[0]
+                        return Problem(f"brackets nested {depth} deep (Python allows {MAX_BRACKETS})", tok.start[0], True)
                 elif s in ")]}":
                     depth -= 1
                 elif s not in _NOT_COUNTED:
                     ops += 1
                     if ops > MAX_OPERATORS_PER_LINE:
-                        return f"more than {MAX_OPERATORS_PER_LINE} operators in one statement", tok.start[0]
+                        return Problem(f"more than {MAX_OPERATORS_PER_LINE} operators in one statement", tok.start[0], False)
             elif t == tokenize.NEWLINE:
                 ops = 0
             elif t == tokenize.INDENT:
                 indent += 1
                 if indent > MAX_INDENT:
-                    return f"blocks nested {indent} deep (Python allows {MAX_INDENT})", tok.start[0]
+                    return Problem(f"blocks nested {indent} deep (Python allows {MAX_INDENT})", tok.start[0], True)
             elif t == tokenize.DEDENT:
                 indent -= 1
     except (tokenize.TokenError, SyntaxError, IndentationError, ValueError):

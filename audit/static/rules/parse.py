@@ -88,7 +88,8 @@ class LinkNotFollowed(Rule):
 
 class NotAProgram(Rule):
     """PARSE: the entry file is empty, or is not Python source at all (NUL bytes, bytes invalid in
-    its encoding, an unknown coding line: CPython would refuse to run it). A record whose entry
+    its encoding, an unknown coding line, brackets or blocks nested deeper than CPython's own
+limits: CPython would refuse to run it). A record whose entry
     file cannot run has no evaluation to review: FAIL, with a report that says so (never an
     empty output)."""
 
@@ -100,7 +101,8 @@ class NotAProgram(Rule):
     VALID = [Folder({"train_gpt.py": _TRAIN})]
     INVALID = [(Folder({"train_gpt.py": ""}), "train_gpt.py:1"),
                (Folder({"train_gpt.py": "# only a comment\n\n"}), "train_gpt.py:1"),
-               (Folder({"train_gpt.py": b"\x89PNG\r\n\x1a\n\x00\x00"}), "train_gpt.py:1")]
+               (Folder({"train_gpt.py": b"\x89PNG\r\n\x1a\n\x00\x00"}), "train_gpt.py:1"),
+               (Folder({"train_gpt.py": "print(1)\nx = " + "(" * 201 + "1" + ")" * 201 + "\n"}), "train_gpt.py:2")]
 
     def check(self, prog: Program) -> None:  # emitted by the engine before any parse
         return None
