@@ -48,6 +48,13 @@ def test_json_contract_and_exit_codes(capsys):
     assert main(["audit", "/nonexistent/record"]) == 2
 
 
+def test_output_file_holds_what_was_printed(tmp_path, capsys):
+    out = tmp_path / "audit.json"
+    assert main(["audit", str(FIXTURES / "prequant_adamw.py"), "--format", "json", "--output", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert out.read_text() == printed and json.loads(printed)["verdict"] == "FAIL"
+
+
 def test_text_is_compiler_style(capsys):
     assert main(["audit", str(FIXTURES / "adapt_then_restore.py")]) == 1
     out = capsys.readouterr().out

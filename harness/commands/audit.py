@@ -14,6 +14,7 @@ examples:
   pgolf audit path/to/train_gpt.py --format json
   pgolf audit path/to/record --format sarif > audit.sarif          # GitHub code scanning
   pgolf audit records/ --jobs 2 --format markdown                   # every record below, one section each
+  pgolf audit records/ --jobs 2 --format json --output audit.json   # also written to a file (atomically)
   pgolf audit path/to/record --waivers reviewer-waivers.yaml        # reviewer-owned waivers only
 
 text output is compiler-style: path:line:col: RULE-ID severity: message, then the evidence chain.
@@ -30,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("--format", default="text", choices=["text", "json", "markdown", "sarif"])
     p.add_argument("--waivers", help="reviewer-owned waiver file (YAML or JSON)")
     p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    p.add_argument("--output", metavar="FILE", help="also write the output to FILE (atomically)")
     p.set_defaults(func=run)
 
 
@@ -90,5 +92,10 @@ def run(args) -> int:
         except WaiverError as e:
             raise InputError(str(e), e.path, e.line) from None
     report = build_report(path, args.jobs, waivers)
-    sys.stdout.write(text(report) if args.format == "text" else render(args.format, report))
+    out = text(report) if args.format == "text" else render(args.format, report)
+    sys.stdout.write(out)
+    if args.output:
+        from harness.atomic import write_text
+
+        write_text(args.output, out)
     return 1 if report.verdict.value == "FAIL" else 0
