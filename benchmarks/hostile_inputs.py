@@ -220,7 +220,7 @@ def newline_flood_case(tmp: Path) -> tuple[list[str], str]:
     rec.mkdir()
     (rec / "train_gpt.py").write_text("import sys\nsys.stdout.write('\\n' * 5_000_000)\nsys.stdout.flush()\n")
     (rec / "submission.json").write_text(json.dumps({"name": "flood", "val_bpb": 1.0, "seeds": [1]}))
-    return (["reproduce", str(rec), "--runner", "local", "--launcher", "python", "--seeds", "1",
+    return (["reproduce", str(rec), "--runner", "local", "--launcher", "python", "--seeds", "1", "--skip-input-check",
              "--timeout", "60", "--out", str(tmp / "out"), "--quiet", "--format", "json"], "5 MB of bare newlines")
 
 
