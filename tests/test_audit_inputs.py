@@ -103,6 +103,10 @@ def test_payload_bombs_are_refused_not_decoded():
     ("x = " + "(" * 201 + "1" + ")" * 201 + "\n", "brackets nested"),
     ("x = " + "-" * 4000 + "1\n", "operators"),
     ("".join(" " * i + "if a:\n" for i in range(101)) + " " * 101 + "pass\n", "blocks nested"),
+    # valid Python (CPython parses it), but a chain spread over lines inside one statement
+    ("import os\ny = (os\n" + "    .path\n" * 3100 + ")\nprint(y)\n", "operators"),
+    ("@deco(" + "+".join(["a"] * 3100) + ")\ndef f():\n    pass\n", "operators"),
+    ("try:\n    pass\nexcept (" + "a." * 3100 + "E):\n    pass\n", "operators"),
 ])
 def test_prescreen_refuses_what_crashes_or_stalls_the_parser(src, problem):
     got = prescreen(src)

@@ -66,16 +66,39 @@ def _cst_preorder(body, out: list) -> None:
         _cst_preorder(_cst_block(getattr(s, "finalbody", None)), out)
 
 
+_last_parsed: tuple[str, ast.Module | None] | None = None
+
+
+def parse_ast(text: str) -> ast.Module | None:
+    """`ast.parse(text)`, or None when CPython refuses it. The last text's tree is kept (matched
+    by identity, the same string object): the pre-screen and `statement_positions` parse the
+    same text one after the other, and this halves that cost."""
+    global _last_parsed
+    if _last_parsed is not None and _last_parsed[0] is text:
+        return _last_parsed[1]
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        tree = None
+    _last_parsed = (text, tree)
+    return tree
+
+
+def ast_statements(tree: ast.Module) -> list[ast.stmt]:
+    """Every statement of the tree in source order, blocks entered."""
+    out: list[ast.stmt] = []
+    _ast_preorder(tree.body, out)
+    return out
+
+
 def statement_positions(module: cst.Module, text: str) -> dict[int, Pos]:
     """id(libcst statement) -> (line, column) for every statement, small ones included."""
     cst_list: list = []
     _cst_preorder(module.body, cst_list)
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = parse_ast(text)
+    if tree is None:
         return _fallback(module)
-    ast_list: list[ast.stmt] = []
-    _ast_preorder(tree.body, ast_list)
+    ast_list = ast_statements(tree)
     if len(ast_list) != len(cst_list):
         return _fallback(module)
     return {id(c): (a.lineno, a.col_offset + 1) for c, a in zip(cst_list, ast_list)}
