@@ -134,3 +134,13 @@ def test_five_megabytes_of_statements(tmp_path):
     big.write_text(body + "\n".join(f"CONST_{i} = {i}" for i in range(5_000_000 // 16)))
     assert big.stat().st_size > 4_000_000
     assert audit_file(big).verdict is Verdict.PASS
+
+
+def test_reference_implementation_passes_with_its_shape_named(capsys):
+    """The reference is the legal example the audit is held to: PASS, saying which legal shape
+    its reported score matched (TTT is off by default there; the demo record turns it on)."""
+    root = Path(__file__).resolve().parent.parent / "reference_impl"
+    assert main(["audit", str(root), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    shapes = [f["message"] for c in doc["children"] for f in c["findings"] if f["id"] == "PG-EVAL-001"]
+    assert doc["verdict"] == "PASS" and shapes and all(m.startswith("legal shape: ") for m in shapes), shapes

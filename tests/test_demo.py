@@ -77,6 +77,8 @@ def test_demo_reproduces_the_reference_end_to_end_and_the_report_matches_its_log
     # the reference is the legal example the audit is held to: no error, and TTT is the scored phase
     audit = json.loads((out / "audit.json").read_text())
     assert audit["verdict"] == "PASS", [f for c in audit["children"] for f in c["findings"]]
+    shapes = [f["message"] for c in audit["children"] for f in c["findings"] if f["id"] == "PG-EVAL-001"]
+    assert len(shapes) == 1 and "legal shape: score-first TTT" in shapes[0], shapes  # the PASS says what it matched
     assert {r["scored_phase"] for r in rows.values()} == {"legal_ttt_exact"}
     summary = (out / "report.md").read_text()
     assert "## `pgolf check record/`" in summary and "reproduce/plots/seed_scores.png" in summary
