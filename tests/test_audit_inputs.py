@@ -9,9 +9,12 @@ import gzip
 import lzma
 import zlib
 
+from pathlib import Path
+
 import libcst as cst
 import pytest
 
+from audit.findings import Verdict
 from audit.static.decompress import DECODERS, TooLarge, codec_decode
 from audit.static.evidence import collect_evidence
 from audit.static.names import import_aliases
@@ -170,3 +173,41 @@ BLOCKS = [("toks[k * n:(k + 1) * n + 1]", {}, True), ("toks[s:s + n + 1]", {"s":
 def test_block_slices_prove_consecutive_chunks_disjoint(expr, assigns, want):
     bound = {k: cst.parse_expression(v) for k, v in assigns.items()}
     assert block_slice(cst.parse_expression(expr), bound, "k") is want
+
+
+def test_an_eval_only_run_name_is_not_val_only_data():
+    """`run_id: …_evalonly` (an eval-only rerun, a real PR's name) is not a val-only dataset."""
+    from audit.static.evidence import VAL_ONLY_NAME
+
+    assert not VAL_ONLY_NAME.search("pr2140_seed42_hardoff_evalonly")
+    assert not VAL_ONLY_NAME.search("EVAL_TRAIN_SPLIT")
+    assert VAL_ONLY_NAME.search("ttt_valonly") and VAL_ONLY_NAME.search("x_val_only") and VAL_ONLY_NAME.search("trainonval")
+
+
+def test_a_long_dump_line_in_a_log_is_not_matched_against_print_templates(tmp_path):
+    """A 14 KB JSON `log_tail` of step lines (as a real record's train.log ends) made a print
+    template with six lazy holes backtrack past the audit's deadline. Such a line is not a print
+    of the code: it is skipped, and the verdict and findings are those of the log without it."""
+    from audit.static.engine import audit_file
+
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (rec / "train_gpt.py").write_text(
+        "import torch\nimport torch.nn.functional as F\n\n"
+        "def evaluate(model, x, y):\n    with torch.no_grad():\n"
+        "        return F.cross_entropy(model(x), y).item()\n\n"
+        "def main(model, x, y, steps):\n    for step in range(steps):\n"
+        "        val_loss = evaluate(model, x, y)\n        val_bpb = val_loss / 0.69\n"
+        "        print(f\"step:{step}/{steps} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} \"\n"
+        "              f\"train_time:{step * 10:.0f}ms step_avg:{10.0:.2f}ms\")\n")
+    log = rec / "train_seed1.log"
+    log.write_text("step:0/2 val_loss:2.0000 val_bpb:2.8985 train_time:0ms step_avg:10.00ms\n"
+                   "step:1/2 val_loss:1.9000 val_bpb:2.7536 train_time:10ms step_avg:10.00ms\n")
+    before = audit_file(rec / "train_gpt.py")
+    tail = "\\n".join(f"step:{i}/20000 val_loss:6.93{i % 10} val_bpb:4.10{i % 10} train_time:{i}ms step_avg:0.02ms"
+                       for i in range(180))
+    with open(log, "a") as fh:
+        fh.write('{\n  "log_tail": "' + tail + '",\n}\n')
+    after = audit_file(rec / "train_gpt.py")
+    assert after.verdict == before.verdict
+    assert [(f.rule_id, f.location.line) for f in after.findings] == [(f.rule_id, f.location.line) for f in before.findings]

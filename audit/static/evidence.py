@@ -45,7 +45,8 @@ RUNNER = re.compile(r"run|seed|submit|train|launch|repro|final|record|eval", re.
 # the run's own record of training on validation data: a command that links or copies a
 # validation shard to a training shard name, a val-only dataset or run name, the README saying so
 VAL_AS_TRAIN_CMD = re.compile(r"\b(ln|cp|mv|rsync)\b[^\n]*fineweb_val\S*\s+\S*fineweb_train")
-VAL_ONLY_NAME = re.compile(r"(?i)(val_?only|only_?val|train_?on_?val|val_?train(?!_))")
+# `val` must start a word part: `evalonly` / `eval_train` (an eval-only rerun) are not val-only data
+VAL_ONLY_NAME = re.compile(r"(?i)((?<![a-z])val_?only|only_?val|train_?on_?val|(?<![a-z])val_?train(?!_))")
 VAL_AS_TRAIN_TEXT = re.compile(r"(?i)\bval(idation)?[- ]only training\b|\btrain(s|ing|ed)?\b[^.\n]{0,40}\b(on|pointed at|from)\b"
                                r"[^.\n]{0,12}\bval(idation)? (shard|set|data|split|tokens)\b")
 RUN_NAME = re.compile(r"(?i)^\s*(EXPERIMENT|RUN_ID|run_id|train_loader:dataset)\s*[:=]\s*(\S+)")

@@ -28,6 +28,14 @@ from audit.static.ir import Call
 PRINTY = re.compile(r"^(print\w*|_?log\w*|info|warning|write|echo|emit|report)$", re.I)
 SCORE_KEY = re.compile(r"(val_bpb|val_loss|\bbpb)\s*[:=]\s*$")
 SINK_WORD = re.compile(r"val_bpb|val_loss")
+# A print template is a regex with a lazy hole per formatted value: on a long line that holds its
+# literals many times it backtracks polynomially (a 13.8 KB JSON `log_tail` line in a real
+# record's train.log took the audit past its 300 s deadline). The longest line of the merged
+# records' logs that a print template could match is a 1,506-character configuration echo;
+# a line over this cap is a dump (JSON tails, arrays), not what a print of the code made, and
+# is not matched. A crafted line under the cap can still be slow: the file's worker deadline
+# (audit.static.isolate) bounds it, as a PG-PARSE-001 finding.
+MAX_MATCHED_LINE = 4_000
 MIN_LITERAL = 6  # a template with less literal text than this matches too much to be evidence
 _SPEC = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?[sdfegxrc%]|\{[^{}]*\}")
 
@@ -201,6 +209,8 @@ def match_logs(templates: list[Template], ev: Evidence) -> dict[int, LogMatch]:
         by_anchor.setdefault(t.anchor, []).append(t)
     for ll in ev.log_lines:
         line = ll.text
+        if len(line) > MAX_MATCHED_LINE:
+            continue
         hit_sinks = []
         for anchor, ts in by_anchor.items():
             if anchor not in line:
