@@ -22,6 +22,11 @@ tool crashed, timed out or printed no report). A legal case is PASS, REVIEW, FAI
 Output: progress on stderr; on stdout one table per pattern, per family and overall, with the
 issue's targets (illegal FAIL-right >= 90 %, illegal PASS <= 3 %, legal FAIL <= 2 %, legal
 REVIEW <= 10 %), then the misses (case, expected, got, the finding ids, conditions and lines).
+`--cases` takes another labelled file, e.g. benchmarks/legality_heldout.yaml (cases labelled after
+the audit was built, which may name its vocabulary by reference: `vocabulary_from: legality_cases.yaml`):
+
+    python benchmarks/audit_accuracy.py GIT_DIR --cases benchmarks/legality_heldout.yaml --json /tmp/heldout.json
+
 `--json OUT` writes the same as machine-readable JSON. `--only` keeps the cases whose id, pattern
 or family matches a shell-style pattern (`--only 'noncausal_slot'`, `--only 'pr13*'`).
 
@@ -109,6 +114,23 @@ def _node_lines(path: Path, text: str) -> list[int]:
     return []
 
 
+def _shared_vocabulary(path: Path, ref) -> dict:
+    """The `vocabulary` of the cases file that `vocabulary_from` names (a file beside `path`), so a
+    second set of cases (the held-out file) labels with exactly the same words as the first."""
+    if not isinstance(ref, str) or not ref or "/" in ref or "\\" in ref or ref in (".", ".."):
+        raise UsageError(f"{path}:1: `vocabulary_from` must name a cases file beside this one")
+    other = path.parent / ref
+    try:
+        data = yaml.safe_load(other.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UsageError(f"{path}:1: `vocabulary_from` {ref!r}: cannot read {other}: {e.strerror}") from None
+    except yaml.YAMLError:
+        raise UsageError(f"{path}:1: `vocabulary_from` {ref!r}: {other} is not valid YAML") from None
+    if not isinstance(data, dict) or not isinstance(data.get("vocabulary"), dict):
+        raise UsageError(f"{path}:1: `vocabulary_from` {ref!r}: {other} has no `vocabulary` block")
+    return data["vocabulary"]
+
+
 def load_cases(path: Path) -> tuple[dict, list[Case]]:
     """Parse and validate the cases file. Raises UsageError naming the file and line."""
     try:
@@ -117,9 +139,9 @@ def load_cases(path: Path) -> tuple[dict, list[Case]]:
         raise UsageError(f"{path}: cannot read the cases file: {e.strerror}") from None
     lines = _node_lines(path, text)
     data = yaml.safe_load(text)
-    if not isinstance(data, dict) or "vocabulary" not in data or "cases" not in data:
-        raise UsageError(f"{path}:1: expected top-level keys `vocabulary` and `cases`")
-    vocab = data["vocabulary"]
+    if not isinstance(data, dict) or "cases" not in data or ("vocabulary" in data) == ("vocabulary_from" in data):
+        raise UsageError(f"{path}:1: expected top-level keys `cases` and one of `vocabulary` or `vocabulary_from`")
+    vocab = data["vocabulary"] if "vocabulary" in data else _shared_vocabulary(path, data["vocabulary_from"])
     try:
         labels = set(vocab["labels"])
         conditions = set(vocab["conditions"])

@@ -1,9 +1,10 @@
-"""The labelled real cases (benchmarks/legality_cases.yaml) and the script that measures the audit
-against them (benchmarks/audit_accuracy.py).
+"""The labelled real cases (benchmarks/legality_cases.yaml, and the held-out set
+benchmarks/legality_heldout.yaml labelled after the audit was built) and the script that measures the
+audit against them (benchmarks/audit_accuracy.py).
 
 The YAML is data the issue's figures rest on, so its shape is tested here: every field, the
 declared vocabularies, the size and balance the issue asks for, every rules.md pattern covered,
-no case twice. The script is run end to end on a tiny git repository built by the test from
+no case twice, and no held-out case that the audit could have been tuned on. The script is run end to end on a tiny git repository built by the test from
 fixture records written below (no upstream code), through the real CLI in a subprocess.
 """
 from __future__ import annotations
@@ -25,6 +26,9 @@ from audit.findings import CONDITIONS
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "benchmarks" / "audit_accuracy.py"
 CASES = REPO / "benchmarks" / "legality_cases.yaml"
+HELDOUT = REPO / "benchmarks" / "legality_heldout.yaml"
+# each labelled file and the fewest cases it must hold
+LABELLED = {CASES: 80, HELDOUT: 20}
 
 # rules.md's illegal patterns (and the two-pass n-gram table the issue adds), and the legal
 # look-alikes the issue asks the audit to clear, in the vocabulary of the cases file.
@@ -52,14 +56,14 @@ acc = _module()
 # ----------------------------------------------------------------------------- the YAML
 
 
-@pytest.fixture(scope="module")
-def labelled():
-    return acc.load_cases(CASES)
+@pytest.fixture(scope="module", params=sorted(LABELLED), ids=lambda p: p.name)
+def labelled(request):
+    return (request.param, *acc.load_cases(request.param))
 
 
 def test_every_case_has_every_field_from_the_vocabularies(labelled):
-    vocab, cases = labelled
-    raw = yaml.safe_load(CASES.read_text(encoding="utf-8"))["cases"]
+    path, vocab, cases = labelled
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]
     assert len(raw) == len(cases)
     for item in raw:
         for key in acc.FIELDS:
@@ -76,8 +80,8 @@ def test_every_case_has_every_field_from_the_vocabularies(labelled):
 
 
 def test_size_balance_and_no_duplicates(labelled):
-    _, cases = labelled
-    assert len(cases) >= 80
+    path, _, cases = labelled
+    assert len(cases) >= LABELLED[path]
     legal = sum(c.label == "legal" for c in cases)
     assert 0.35 <= legal / len(cases) <= 0.65, f"{legal}/{len(cases)} legal"
     keys = Counter((c.commit, c.path) for c in cases)
@@ -85,8 +89,8 @@ def test_size_balance_and_no_duplicates(labelled):
     assert len({c.id for c in cases}) == len(cases)
 
 
-def test_every_rules_pattern_is_covered(labelled):
-    vocab, cases = labelled
+def test_every_rules_pattern_is_covered():
+    vocab, cases = acc.load_cases(CASES)
     assert RULES_ILLEGAL <= set(vocab["patterns"]["illegal"])
     assert RULES_LEGAL <= set(vocab["patterns"]["legal"])
     seen = {(c.label, c.pattern) for c in cases}
@@ -95,10 +99,44 @@ def test_every_rules_pattern_is_covered(labelled):
 
 
 def test_cases_are_sampled_broadly(labelled):
-    _, cases = labelled
+    _, _, cases = labelled
     families = Counter(c.family for c in cases)
     assert max(families.values()) <= 0.1 * len(cases), families.most_common(3)
     assert len({c.pr for c in cases}) >= 0.9 * len(cases)
+
+
+def test_heldout_shares_the_vocabulary_and_no_case_with_the_tuning_set():
+    """The held-out figures mean something only if the audit never saw these cases: no pull
+    request, record folder or audited file in common with legality_cases.yaml."""
+    vocab, tuned = acc.load_cases(CASES)
+    held_vocab, held = acc.load_cases(HELDOUT)
+    assert held_vocab == vocab
+    assert {c.pr for c in held} & {c.pr for c in tuned} == set()
+    assert {c.record for c in held} & {c.record for c in tuned} == set()
+    assert {(c.commit, c.path) for c in held} & {(c.commit, c.path) for c in tuned} == set()
+    assert {c.label for c in held} == {"legal", "illegal"}
+    assert len({c.pattern for c in held}) >= 10
+
+
+@pytest.mark.parametrize("ref,message", [
+    ("missing.yaml", "cannot read"),
+    ("../legality_cases.yaml", "beside this one"),
+    ("notes.yaml", "no `vocabulary` block"),
+])
+def test_a_bad_vocabulary_reference_is_a_usage_error(tmp_path, ref, message):
+    (tmp_path / "notes.yaml").write_text("just: text\n")
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(f"vocabulary_from: {ref}\ncases: []\n")
+    with pytest.raises(acc.UsageError, match=message) as err:
+        acc.load_cases(cases)
+    assert str(cases) in str(err.value)
+
+
+def test_both_or_neither_vocabulary_is_a_usage_error(tmp_path):
+    cases = tmp_path / "cases.yaml"
+    cases.write_text("vocabulary_from: x.yaml\nvocabulary: {}\ncases: []\n")
+    with pytest.raises(acc.UsageError, match="one of `vocabulary` or `vocabulary_from`"):
+        acc.load_cases(cases)
 
 
 # ----------------------------------------------------------------------------- outcome sorting
