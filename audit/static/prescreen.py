@@ -16,6 +16,8 @@ import io
 import tokenize
 from typing import NamedTuple
 
+from audit.static.positions import ast_statements, parse_ast
+
 MAX_BRACKETS = 200  # CPython's own limit (Parser/tokenizer.c MAXLEVEL)
 MAX_INDENT = 100  # CPython's own limit (MAXINDENT)
 MAX_OPERATORS_PER_LINE = 3_000  # far above real code; libcst needs seconds from here on
@@ -41,8 +43,6 @@ def prescreen(text: str) -> Problem | None:
     on a large file) runs only when the parser refuses the text (to say why) or a statement is
     that long. The tree is kept for `positions.statement_positions`, which needs the same one.
     A tokenize error is not reported here: the parser gives the better syntax-error message."""
-    from audit.static.positions import parse_ast
-
     tree = parse_ast(text)
     if tree is not None and not _has_long_statement(tree, text):
         return None
@@ -54,8 +54,6 @@ def _has_long_statement(tree, text: str) -> bool:
     entered), or after the last one, spans more than MAX_OPERATORS_PER_LINE characters, counted
     from the start of the first line to the end of the second: every logical line lies inside
     one such span, so none can hold more operators when all are shorter."""
-    from audit.static.positions import ast_statements
-
     ends = [0]
     for line in text.splitlines(keepends=True):
         ends.append(ends[-1] + len(line))

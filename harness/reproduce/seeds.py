@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from audit import safe_read
-from harness import atomic, stats
+from harness import atomic, records, stats
 from harness.errors import InputError
 from harness.findings import EvidenceStep, Finding, Location, Severity
 from harness.logs import RunLog, parse_log
@@ -101,7 +101,7 @@ class ReproConfig:
 def record_fingerprint(cfg: ReproConfig) -> str:
     """sha256 over the record's files and the settings that change a run (not the seed list)."""
     h = hashlib.sha256()
-    for e in sorted(_record_files(cfg.record_dir), key=lambda e: e.rel):
+    for e in _record_files(cfg.record_dir):
         h.update(e.rel.encode() + b"\0" + _read_record_file(cfg.record_dir, e) + b"\0")
     settings = {"data": cfg.data_path, "tok": cfg.tokenizer_path, "vocab": cfg.vocab_size, "nproc": cfg.nproc,
                 "launcher": cfg.launcher, "entry": cfg.entry, "env": cfg.env_extra,
@@ -110,21 +110,22 @@ def record_fingerprint(cfg: ReproConfig) -> str:
     return h.hexdigest()
 
 
-# A record's own files, read as the submission's data: links are never followed (a link to
-# /proc/self/environ would otherwise be copied into the reproduced record and its report), and
-# every read is capped before it happens.
+# A record's own files, listed by the harness's one inventory (`records.list_folder`: links are
+# entries, never followed, so a link to /proc/self/environ is neither hashed nor copied into the
+# reproduced record) and each read capped before it happens.
 RECORD_FILE_CAP = 64 << 20
 
 
-def _record_files(record_dir) -> list[safe_read.Entry]:
-    return [e for e in safe_read.scan(record_dir) if e.kind == "file" and "__pycache__" not in e.rel.split("/")]
+def _record_files(record_dir) -> list[records.Listed]:
+    return [e for e in records.list_folder(Path(record_dir))
+            if e.kind == "file" and "__pycache__" not in e.rel.split("/")]
 
 
-def _read_record_file(record_dir, e: safe_read.Entry) -> bytes:
+def _read_record_file(record_dir, e: records.Listed) -> bytes:
     try:
         return safe_read.read_under(record_dir, e.rel, RECORD_FILE_CAP)
     except safe_read.UnsafeRead as err:
-        raise InputError(f"record file not readable as plain data ({err.reason})", str(e.path)) from None
+        raise InputError(f"record file not readable as plain data ({err.reason})", str(Path(record_dir) / e.rel)) from None
 
 
 def seed_dir(cfg: ReproConfig, seed: int) -> Path:
