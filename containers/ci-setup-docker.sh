@@ -20,17 +20,8 @@ SUDO=""
 t0=$(date +%s)
 say() { echo "[ci-setup-docker +$(( $(date +%s) - t0 ))s] $*"; }
 
-need=()
-command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
-command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
-if [ ${#need[@]} -gt 0 ]; then
-  say "apt-get install ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  fi
-fi
+. containers/ci-apt.sh
+install_missing dockerd:docker.io debootstrap:debootstrap
 
 engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
 

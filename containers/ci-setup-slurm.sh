@@ -50,19 +50,8 @@ if [ "${1:-}" = "--start-slurmd" ]; then
   exit 0
 fi
 
-need=()
-command -v munged >/dev/null 2>&1 || need+=(munge)
-command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld)
-command -v slurmd >/dev/null 2>&1 || need+=(slurmd)
-command -v sbatch >/dev/null 2>&1 || need+=(slurm-client)
-if [ ${#need[@]} -gt 0 ]; then
-  say "apt-get install ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  fi
-fi
+. containers/ci-apt.sh
+install_missing munged:munge slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client
 
 # --- munge ------------------------------------------------------------------------------------
 if [ ! -s /etc/munge/munge.key ]; then
