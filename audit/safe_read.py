@@ -211,12 +211,13 @@ def _lines_fd(name: str, fd: int, cap: int, max_line: int) -> Iterator[tuple[byt
         yield bytes(pending), cut
 
 
-def _check_regular(name: str, fd: int, cap: int) -> None:
+def _check_regular(name: str, fd: int, cap: float) -> os.stat_result:
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         raise UnsafeRead(name, "not-regular", f"not a regular file ({kind_of(st.st_mode)})")
     if st.st_size > cap:
         raise UnsafeRead(name, "too-large", f"{st.st_size} bytes, over the {cap}-byte cap", st.st_size)
+    return st
 
 
 def read_head(root: str | os.PathLike, rel: str, limit: int) -> bytes:
@@ -235,8 +236,7 @@ def read_tail(root: str | os.PathLike, rel: str, limit: int) -> bytes:
     run log, where the final scores are printed."""
     name, fd = open_under(root, rel)
     try:
-        _check_regular(name, fd, float("inf"))
-        size = os.fstat(fd).st_size
+        size = _check_regular(name, fd, float("inf")).st_size
         if size > limit:
             os.lseek(fd, size - limit, os.SEEK_SET)
         return _read_all(fd, limit)
@@ -251,17 +251,10 @@ def read_text_capped(path: str | os.PathLike, cap: int, encoding: str = "utf-8")
 
 def _read_fd(name: str, fd: int, cap: int) -> bytes:
     _check_regular(name, fd, cap)
-    chunks: list[bytes] = []
-    got = 0
-    while got <= cap:
-        block = os.read(fd, min(1 << 20, cap + 1 - got))
-        if not block:
-            break
-        chunks.append(block)
-        got += len(block)
-    if got > cap:
-        raise UnsafeRead(name, "too-large", f"grew past the {cap}-byte cap while read", got)
-    return b"".join(chunks)
+    data = _read_all(fd, cap + 1)
+    if len(data) > cap:
+        raise UnsafeRead(name, "too-large", f"grew past the {cap}-byte cap while read", len(data))
+    return data
 
 
 def _read_all(fd: int, limit: int) -> bytes:

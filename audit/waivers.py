@@ -91,7 +91,7 @@ class Waiver:
         if sha256.lower() != self.sha256.lower():
             return ""
         if not self.files:
-            others = sorted(rel for rel in audited if Path(rel).name != Path(file_path).name)
+            others = sorted(rel for rel in audited if rel != Path(file_path).name)  # the entry sits at the top
             if others:
                 return (f"the waiver by {self.who} pins only {Path(file_path).name}; the audited code also includes "
                         f"{', '.join(others[:5])}{' …' if len(others) > 5 else ''}: pin every file (`files:`)")

@@ -42,11 +42,11 @@ from typing import Any, Iterable
 from audit.safe_read import UnsafeRead, read_under, scan
 from harness.errors import InputError
 from harness.findings import Finding, Location, Severity
+from audit.waivers import CODE_SUFFIXES  # one list of what counts as code (audit may not import harness)
 from harness.logs import RunLog
 from harness.logs.parse import MAX_LOG_BYTES, parse_log_file
 
 TRACKS = ("track_10min_16mb", "track_non_record_16mb")
-CODE_SUFFIXES = (".py", ".sh", ".cu", ".cpp", ".c", ".h")
 SUBMISSION_NAMES = ("submission.json", "submission*.json")  # at the top of the folder
 README_NAMES = ("README.md", "readme.md", "Readme.md", "README.MD")
 REQUIRED_ROLES = ("readme", "submission", "entry", "log")  # what a record folder must hold

@@ -17,6 +17,7 @@ from pathlib import Path
 import libcst as cst
 
 from audit.safe_read import Entry, lkind, scan
+from audit.static.names import import_nodes
 
 RECORD_DEPTH = 2  # the record folder and one level of subfolders (logs/)
 MAX_ENTRIES = 5_000
@@ -69,19 +70,16 @@ def folder_links(folder: Path | None) -> list[Entry]:
 
 
 def helper_names(module: cst.Module) -> list[str]:
-    """Dotted names of the modules a program imports (`import x`, `from x import y`, `from .x`)."""
+    """Dotted names of the modules a program imports, in any branch (`import x`, `from x import
+    y`, `from .x import y`, and `from . import x`, where x is the module)."""
     names: list[str] = []
-    stack = list(module.body)
-    while stack:
-        s = stack.pop()
-        if isinstance(s, cst.SimpleStatementLine):
-            for small in s.body:
-                if isinstance(small, cst.Import):
-                    names += [cst.Module([]).code_for_node(a.name) for a in small.names]
-                elif isinstance(small, cst.ImportFrom) and small.module is not None:
-                    names.append(cst.Module([]).code_for_node(small.module))
-        elif isinstance(s, (cst.If, cst.Try, cst.FunctionDef, cst.With)):
-            stack.extend(getattr(s.body, "body", ()))
+    for node in import_nodes(module):
+        if isinstance(node, cst.Import):
+            names += [cst.Module([]).code_for_node(a.name) for a in node.names]
+        elif node.module is not None:
+            names.append(cst.Module([]).code_for_node(node.module))
+        elif not isinstance(node.names, cst.ImportStar):
+            names += [a.name.value for a in node.names if isinstance(a.name, cst.Name)]
     return names
 
 

@@ -127,7 +127,9 @@ def _text(folder: Path, rel: str, cap: int = TEXT_CAP) -> list[str]:
 def _read_log(folder: Path, e, attr_names: set[str], ev: Evidence) -> None:
     try:
         head = read_head(folder, e.rel, LOG_HEAD).decode("utf-8", errors="replace")
-        tail = read_tail(folder, e.rel, LOG_TAIL).decode("utf-8", errors="replace") if e.size > LOG_HEAD else ""
+        # the tail starts where the head ended (a log under LOG_HEAD + LOG_TAIL is read once)
+        tail = read_tail(folder, e.rel, min(LOG_TAIL, e.size - LOG_HEAD)).decode("utf-8", errors="replace") \
+            if e.size > LOG_HEAD else ""
     except UnsafeRead:
         return
     path = str(e.path)

@@ -20,12 +20,32 @@ def dotted(node: cst.BaseExpression) -> str | None:
     return None
 
 
-def import_aliases(module: cst.Module) -> dict[str, str]:
-    """Local name -> dotted module/object it stands for, from top-level and nested imports."""
-    aliases: dict[str, str] = {}
+def import_nodes(module: cst.Module):
+    """Every `import` / `from … import` statement of the module, at any depth: top level, every
+    branch of if/try/with/for/while (else, except and finally included), function and class
+    bodies. One walker for the aliases and for the helper modules the audit must read: an import
+    in a branch it did not enter would be a module it never audits."""
     stack: list[cst.CSTNode] = [module]
     while stack:
         node = stack.pop()
+        if isinstance(node, (cst.Import, cst.ImportFrom)):
+            yield node
+        elif isinstance(node, (cst.Module, cst.IndentedBlock, cst.SimpleStatementSuite, cst.SimpleStatementLine)):
+            stack.extend(reversed(node.body))
+        elif isinstance(node, (cst.If, cst.Try, cst.TryStar, cst.With, cst.For, cst.While, cst.FunctionDef,
+                               cst.ClassDef, cst.Else, cst.Finally, cst.ExceptHandler, cst.ExceptStarHandler)):
+            for extra in ("finalbody", "orelse"):
+                sub = getattr(node, extra, None)
+                if sub is not None:
+                    stack.append(sub)
+            stack.extend(reversed(getattr(node, "handlers", ())))
+            stack.append(node.body)
+
+
+def import_aliases(module: cst.Module) -> dict[str, str]:
+    """Local name -> dotted module/object it stands for, from top-level and nested imports."""
+    aliases: dict[str, str] = {}
+    for node in import_nodes(module):
         if isinstance(node, cst.Import):
             for a in node.names:
                 full = dotted(a.name) or ""
@@ -34,26 +54,12 @@ def import_aliases(module: cst.Module) -> dict[str, str]:
                 else:
                     head = full.split(".")[0]
                     aliases.setdefault(head, head)
-        elif isinstance(node, cst.ImportFrom):
+        elif not isinstance(node.names, cst.ImportStar):
             mod = dotted(node.module) if node.module is not None else ""
-            if isinstance(node.names, cst.ImportStar):
-                continue
             for a in node.names:
                 name = dotted(a.name) or ""
                 local = a.asname.name.value if a.asname is not None and isinstance(a.asname.name, cst.Name) else name
                 aliases[local] = f"{mod}.{name}" if mod else name
-        elif isinstance(node, (cst.Module, cst.IndentedBlock, cst.SimpleStatementSuite)):
-            stack.extend(node.body)
-        elif isinstance(node, cst.SimpleStatementLine):
-            stack.extend(node.body)
-        elif isinstance(node, (cst.If, cst.Try, cst.With, cst.FunctionDef, cst.ClassDef, cst.Else, cst.Finally, cst.ExceptHandler)):
-            stack.append(node.body)
-            for extra in ("orelse", "finalbody"):
-                sub = getattr(node, extra, None)
-                if sub is not None:
-                    stack.append(sub)
-            for h in getattr(node, "handlers", ()):
-                stack.append(h)
     return aliases
 
 

@@ -79,8 +79,8 @@ def find_payload(module: cst.Module, aliases: dict, path: str, folder: Path | No
         except TooLarge as e:
             refused = refused or Payload("", f"{path}#decoded", line, str(e))
             continue
-        except (NotDecodable, DecodeError, UnicodeError, ValueError, TypeError, LookupError, RecursionError):
-            continue
+        except Exception:  # noqa: BLE001 - evaluating hostile data: any other failure is "not decodable"
+            continue  # (a made-up `lzma.NOPE` or `wbits=2**70` must not cost the file its audit)
         if isinstance(out, bytes):
             out = out.decode("utf-8", errors="replace")
         if isinstance(out, str):
