@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.commands.demo import DEMO_RECORD, build_record, submission_from_runs
+from harness.commands.demo import DEMO_RECORD, build_record, relative, submission_from_runs
 
 
 def test_demo_record_holds_the_launcher_and_a_copy_of_the_reference(tmp_path):
@@ -147,3 +147,9 @@ def test_the_demo_rule_set_counts_the_synthetic_validation_text(tmp_path):
     rs = load_ruleset(write_ruleset(tmp_path, counted))
     assert rs.name == "pgolf_demo_synthetic" and (tmp_path / "ruleset.yaml").is_file()
     assert rs.params("PG-SCORE-001").val_bytes == counted and rs.params("PG-BYTES-001").cap_bytes == 16_000_000
+
+
+def test_paths_are_made_relative_only_inside_the_output_folder(tmp_path):
+    out = tmp_path / "out"
+    assert relative({"a": [str(out / "x.log"), str(out)], "b": str(tmp_path / "out2" / "y")}, out) == {
+        "a": ["x.log", "."], "b": str(tmp_path / "out2" / "y")}

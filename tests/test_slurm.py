@@ -148,6 +148,27 @@ def test_the_frozen_copy_has_the_records_fingerprint_and_a_changed_record_is_ref
         plan_record(cfg, "sleepy", ClusterConfig())
 
 
+def test_a_record_name_cannot_inject_lines_into_the_batch_script(tmp_path):
+    """The record's folder name comes from a pull request and git allows a newline in it: the
+    batch script, the job name and the results folder carry a cleaned name, never the raw one."""
+    from harness.commands.queue import record_names
+
+    evil = "rec\ntouch pwned #"
+    assert record_names([tmp_path / evil, tmp_path / "rec_touch_pwned__"]) == ["rec_touch_pwned__", "rec_touch_pwned__-2"]
+    entry = plan_record(repro_cfg(tmp_path), evil, load_config(write(tmp_path, GPU_CONFIG)))
+    script = SlurmRunner(load_config(write(tmp_path, GPU_CONFIG))).prepare(entry.jobs()[0]).script.read_text()
+    assert not any(line.startswith("touch") for line in script.splitlines())
+    assert "#SBATCH --job-name=pgolf-rec_touch_pwned__-s" in script
+
+
+def test_a_slurm_option_with_white_space_is_refused(tmp_path):
+    cfg = repro_cfg(tmp_path)
+    cfg.out_dir = tmp_path / "results with space"
+    entry = plan_record(cfg, "sleepy", load_config(write(tmp_path, GPU_CONFIG)))
+    with pytest.raises(InputError, match="white space"):
+        SlurmRunner(load_config(write(tmp_path, GPU_CONFIG))).prepare(entry.jobs()[0])
+
+
 def test_a_track_needing_more_gpus_than_a_node_has_is_refused(tmp_path):
     cluster = ClusterConfig()
     cluster.slurm.gpus_per_node = 4
@@ -353,6 +374,28 @@ def test_the_live_view_shows_states_per_record_and_elapsed_against_the_deadline(
     else:
         assert "queue: 0 pending, 1 running, 1 done, 0 failed (2 seeds)" in text
         assert "sleepy seed 1: job 7 on gpu-node-3  1:0" in text
+
+
+@pytest.mark.parametrize("rich", [False, True])
+def test_the_live_view_strips_terminal_escapes_from_a_runs_output(tmp_path, rich):
+    """The running line quotes what the seed printed last: an OSC title or a screen clear in it
+    never reaches the reviewer's terminal."""
+    import io
+
+    from harness.queue.view import QueueView, RichQueueView
+
+    from dataclasses import replace
+
+    tracks = tracks_for(tmp_path)
+    line = tracks[0].last_line
+    tracks[0].last_line = replace(line, text="step:3/10 \x1b]0;owned\x07\x1b[2Jx")
+    out = io.StringIO()
+    view = RichQueueView(out) if rich else QueueView(out, every_s=0)
+    view.start(tracks)
+    view.tick(tracks)
+    view.close()
+    text = out.getvalue()
+    assert "step:3/10" in text and "\x1b]" not in text and "\x1b[2J" not in text and "\x07" not in text
 
 
 def test_the_summary_table_in_three_formats(tmp_path):

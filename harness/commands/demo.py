@@ -152,7 +152,9 @@ def relative(value: Any, base: Path) -> Any:
     folder is moved or shared)."""
     root = str(base)
     if isinstance(value, str):
-        return value.replace(root + "/", "").replace(root, ".") if root in value else value
+        if value == root:
+            return "."
+        return value.replace(root + "/", "")  # `/tmp/out2/x` is not inside `/tmp/out`
     if isinstance(value, dict):
         return {k: relative(v, base) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

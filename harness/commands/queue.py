@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.errors import InputError
 from harness.findings import exit_code
+from harness.runners.slurm import safe_name
 
 EPILOG = """\
 examples:
@@ -166,7 +167,7 @@ def reproduce_on_slurm(args: argparse.Namespace, cfg: Any) -> int:
 
     cluster = cluster_from_args(args)
     qdir = Path(cfg.out_dir) / "slurm"
-    entry = plan_record(cfg, Path(cfg.record_dir).resolve().name, cluster)
+    entry = plan_record(cfg, safe_name(Path(cfg.record_dir).resolve().name), cluster)
     if args.force:
         forget_previous([entry], cluster)
     entries = merge(load_queue(qdir), [entry], args.force)
@@ -211,7 +212,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def record_names(records: list[Path]) -> list[str]:
     names: list[str] = []
     for r in records:
-        base = r.resolve().name or "record"
+        base = safe_name(r.resolve().name)  # it names the record's results folder and its jobs
         name, i = base, 2
         while name in names:
             name, i = f"{base}-{i}", i + 1

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from audit.safe_read import UnsafeRead, read_capped
 from harness.errors import InputError
 
 MECHANISMS = ("none", "docker", "pyxis", "apptainer")
@@ -157,7 +158,10 @@ def load_config(path: str | os.PathLike | None = None) -> ClusterConfig:
         if explicit:
             raise InputError("no such config file", str(p))
         return ClusterConfig()
-    raw = p.read_bytes()[: 1 << 20]
+    try:
+        raw = read_capped(p, 1 << 20)
+    except UnsafeRead as e:
+        raise InputError(f"config file not readable ({e.reason})", str(p)) from None
     try:
         text = raw.decode("utf-8")
         doc = tomllib.loads(text)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audit.safe_read import UnsafeRead, read_tail
 from harness import atomic
 from harness.findings import EvidenceStep, Finding
 from harness.queue.config import ClusterConfig
@@ -130,7 +131,10 @@ def settle(runner: SlurmRunner, t: SeedTrack) -> dict[str, Any]:
                    NullProgress(), 1, 1)
     status = "lost" if rule.retry else rule.status
     out_file = h.out_path
-    tail = out_file.read_text(errors="replace").splitlines()[-5:] if out_file.is_file() else []
+    try:  # the job's output file: the run may write to it, so its end is read capped
+        tail = read_tail(out_file.parent, out_file.name, 64 << 10).decode("utf-8", "replace").splitlines()[-5:]
+    except UnsafeRead:
+        tail = []
     where = f"job {h.job_id}" + (f" on {h.state.node}" if h.state.node else "")
     cancel_by = next((a.get("cancel_requested") for a in load_attempts(t.job.slurm_dir)
                       if str(a.get("job_id")) == h.job_id and a.get("cancel_requested")), None)

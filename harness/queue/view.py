@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from harness.escape import guard_output, terminal
+
 COLUMNS = ("pending", "running", "done", "failed")
 
 
@@ -66,7 +68,9 @@ class QueueView:
         self.last_summary = time.monotonic()
 
     def write(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        # lines carry the runs' own output (the last line a seed printed): control characters,
+        # ANSI and OSC sequences never reach the terminal
+        print(guard_output(terminal(text, multiline=True), "text"), file=self.out, flush=True)
 
     def start(self, tracks: list[Any]) -> None:
         self.write(self.summary(tracks))
@@ -134,7 +138,7 @@ class RichQueueView(QueueView):
             c = counts([t for t in self.tracks if t.entry.name == name])
             table.add_row(name, *(str(c[k]) for k in COLUMNS))
         now = time.time()
-        running = [Text(running_line(t, now), overflow="ellipsis", no_wrap=True)
+        running = [Text(terminal(running_line(t, now)), overflow="ellipsis", no_wrap=True)
                    for t in self.tracks if t.status == "running"]
         return Group(table, *running)
 

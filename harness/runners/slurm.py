@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -189,6 +190,16 @@ def cfg_from_json(d: dict[str, Any]) -> Any:
     return ReproConfig(**kwargs)
 
 
+_NOT_LABEL = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_name(name: str) -> str:
+    """A record's name as it may appear in a batch script, a job name and a results folder: the
+    folder name comes from a pull request (git allows a newline in it, and `#SBATCH` lines and
+    comments cannot be quoted), so anything outside [A-Za-z0-9._-] becomes `_`."""
+    return _NOT_LABEL.sub("_", name) or "record"
+
+
 @dataclass
 class SeedJob:
     """One seed of one record as the job runs it. `cfg` is what the job sees: the record folder
@@ -276,7 +287,7 @@ class SlurmRunner(Runner):
     # ---- the batch script ---------------------------------------------------------------------
     def sbatch_options(self, job: SeedJob, token: str) -> list[str]:
         s = self.config.slurm
-        opts = [f"--job-name=pgolf-{job.name[:40]}-s{job.seed}", f"--comment=pgolf:{token}", "--nodes=1",
+        opts = [f"--job-name=pgolf-{safe_name(job.name)[:40]}-s{job.seed}", f"--comment=pgolf:{token}", "--nodes=1",
                 "--ntasks=1", f"--output={job.slurm_dir}/slurm-%j.out", "--open-mode=append", "--no-requeue",
                 "--export=NONE", f"--signal=B:USR1@{int(s.signal_before_s)}"]
         if s.exclusive:
@@ -301,9 +312,14 @@ class SlurmRunner(Runner):
         env = {"PATH": c.job_path(), "PYTHONPATH": c.pgolf_root(), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
                "HOME": os.environ.get("HOME", "/tmp")}
         lines = ["#!/bin/bash",
-                 f"# pgolf: seed {job.seed} of {job.name}, attempt {attempt}. Written by harness/runners/slurm.py;",
+                 f"# pgolf: seed {job.seed} of {safe_name(job.name)}, attempt {attempt}. Written by harness/runners/slurm.py;",
                  "# `sbatch job.sh` runs it again by hand (pgolf will not know about that job)."]
-        lines += [f"#SBATCH {o}" for o in self.sbatch_options(job, token)]
+        opts = self.sbatch_options(job, token)
+        for o in opts:  # a `#SBATCH` line cannot be quoted: white space or a newline would end it
+            if any(ch.isspace() or not ch.isprintable() for ch in o):
+                raise InputError("a Slurm option may not hold white space or control characters "
+                                 "(choose a results folder and settings without them)", repr(o))
+        lines += [f"#SBATCH {o}" for o in opts]
         lines += ["set -eu", "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()),
                   f"cd {shlex.quote(str(job.slurm_dir))}",
                   # exec: the job's own process receives Slurm's signals (USR1 before the limit, TERM on scancel)

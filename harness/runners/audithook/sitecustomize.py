@@ -54,9 +54,7 @@ def _install():
             if isinstance(path, int) or path is None:
                 return
             try:
-                p = fsencode(fspath(path))
-                if not p.startswith(b"/"):
-                    p = fsencode(abspath(p))
+                p = fsencode(abspath(fspath(path)))  # `/d/../d/x` and `x` alike
             except Exception:
                 return
             if under(p):
