@@ -250,9 +250,10 @@ def shape_of(changes: list[tuple[str, str]], existing: set[str] | None = None,
             findings.append(FOLDER_NAME.finding(f"{name!r}", folder))
     blocked = [(s, p) for s, p in outside if not allow.permits(p)]
     if new and blocked:
+        hint = _outside_hint(blocked, new)  # one hint for the whole PR (it reads every path)
         for status, path in blocked:
             findings.append(OUTSIDE.finding(f"{path} ({STATUS_WORDS.get(status, status)})", path,
-                                            hint=_outside_hint(blocked, new), status=STATUS_WORDS.get(status, status)))
+                                            hint=hint, status=STATUS_WORDS.get(status, status)))
     return Shape(new, findings, changes, outside)
 
 

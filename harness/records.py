@@ -348,7 +348,9 @@ def claimed_seeds(submission: dict[str, Any]) -> set[int]:
 
 
 # -- submission.json -------------------------------------------------------------------------
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# an unclosed string runs to the end of the text: without `\Z` every later quote would restart
+# a scan to the end (quadratic: 80 kB of `\"` took 40 s)
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\Z)', re.DOTALL)
 _JSON_BRACKET = re.compile(r"[\[\]{}]")
 
 
@@ -356,7 +358,7 @@ def json_depth_error(text: str) -> tuple[int, int] | None:
     """(depth, line) where `text` first nests deeper than `JSON_MAX_DEPTH`, else None. Strings
     are blanked first (same length, so offsets keep their lines), so brackets inside them do not
     count. Linear time: it runs before the parser, whose recursion a deep file would exhaust."""
-    blanked = _JSON_STRING.sub(lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', text)
+    blanked = _JSON_STRING.sub(lambda m: '"' + " " * (len(m.group(0)) - 1), text)
     depth = 0
     for m in _JSON_BRACKET.finditer(blanked):
         depth += 1 if m.group(0) in "[{" else -1

@@ -222,3 +222,13 @@ def test_deeply_nested_submission_is_unusable_input_with_its_line(tmp_path):
     assert e.value.line == 2
     (rec / "submission.json").write_text('{"a": "' + "[" * 100_000 + '"}')  # brackets in a string: fine
     assert load_record(rec).submission["a"].startswith("[[[")
+
+
+def test_json_depth_screen_on_an_unclosed_string_of_escaped_quotes():
+    """A submission.json of `"` then 500,000 `\\"` never closes its string: the depth screen treats
+    the rest of the file as that string (it scanned to the end once per quote before: hours)."""
+    from harness.records import json_depth_error
+
+    assert json_depth_error('"' + '\\"' * 500_000) is None
+    assert json_depth_error('{"a": "[[[[", "b": ' + "[" * 70 + "]" * 70 + "}") == (65, 1)
+    assert json_depth_error('{"a": "x", "b": "' + "[" * 70) is None  # brackets inside the unclosed string
