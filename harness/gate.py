@@ -401,21 +401,23 @@ def required_files_findings(record_or_listing: Any, shown_as: str, track: str | 
 def gate_snapshot(snap: Snapshot, shown_as: str, shape: list[Finding] | None = None, against=None):
     """One report for a record: shape findings, refusals, required files, then `check` and
     `audit` of the snapshot as children, every path rewritten from the snapshot to `shown_as`."""
-    from harness.records import load_record
+    from harness.records import NoTrainLogs, load_record
     from harness.report import Report
 
     findings = list(shape or []) + list(snap.findings)
     children = []
     record = None
+    partial = None
     try:
         record = load_record(snap.folder, listing=snap.listing)
+    except NoTrainLogs as e:  # PG-GATE-003 says logs are missing; the loader's findings say why
+        partial = e.record
+        findings += partial.findings
     except InputError as e:
-        if "no train logs" not in e.bare_message:
-            findings.append(UNREADABLE.finding(e.bare_message, e.path or str(snap.folder), e.line))
+        findings.append(UNREADABLE.finding(e.bare_message, e.path or str(snap.folder), e.line))
     except Exception as e:  # a hostile file must never cost the report: say what failed
         findings.append(UNREADABLE.finding(f"reading the record failed ({type(e).__name__})", str(snap.folder)))
-    findings += required_files_findings(record if record is not None else snap.listing, str(snap.folder),
-                                        _track_of(shown_as))
+    findings += required_files_findings(record or partial or snap.listing, str(snap.folder), _track_of(shown_as))
     if record is not None:
         # the gate's PG-GATE-006 (an error) replaces the loader's warning for each link
         record.findings = [f for f in record.findings if f.rule_id != LINK_WARNING]

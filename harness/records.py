@@ -526,10 +526,23 @@ def load_record(path: str | Path, listing: list[Listed] | None = None, policy: F
         record.inventory.append(FileEntry(e.rel, e.kind, e.size, role))
     record.findings = found
     if not record.logs:
-        links = [e.rel for e in record.inventory if e.role == "link"]
-        extra = f" ({len(links)} link(s) not followed: {', '.join(links[:3])})" if links else ""
-        raise InputError(f"no train logs (*.log, or *.txt train logs) in the record folder{extra}", str(folder))
+        raise NoTrainLogs(record, str(folder))
     return record
+
+
+class NoTrainLogs(InputError):
+    """A record with no train log that could be read. It carries the record as far as it was
+    loaded (inventory and findings), so a caller that goes on (the gate) keeps the findings that
+    say why: a log over its read cap, a link not followed."""
+
+    def __init__(self, record: Record, path: str):
+        self.record = record
+        links = [e.rel for e in record.inventory if e.role == "link"]
+        refused = [f"{e.rel} ({e.role})" for e in record.inventory if e.role in ("too-large", "special")]
+        parts = ([f"{len(links)} link(s) not followed: {', '.join(links[:3])}"] if links else []) + \
+                ([f"not read: {', '.join(refused[:3])}{' …' if len(refused) > 3 else ''}"] if refused else [])
+        extra = f" ({'; '.join(parts)})" if parts else ""
+        super().__init__(f"no train logs (*.log, or *.txt train logs) in the record folder{extra}", path)
 
 
 def _load_log(record: Record, folder: Path, e: Listed, claimed: set[int], cap: int, found: list[Finding]) -> str:

@@ -232,3 +232,17 @@ def test_json_depth_screen_on_an_unclosed_string_of_escaped_quotes():
     assert json_depth_error('"' + '\\"' * 500_000) is None
     assert json_depth_error('{"a": "[[[[", "b": ' + "[" * 70 + "]" * 70 + "}") == (65, 1)
     assert json_depth_error('{"a": "x", "b": "' + "[" * 70) is None  # brackets inside the unclosed string
+
+
+def test_a_record_whose_only_log_is_over_its_cap_says_so(tmp_path):
+    """The log was refused, not absent: the error names it, and carries the loader's finding
+    (the gate keeps it beside PG-GATE-003)."""
+    from harness.records import Caps, NoTrainLogs, load_record
+
+    (tmp_path / "README.md").write_text("# r\n")
+    (tmp_path / "submission.json").write_text('{"val_bpb": 1.1}')
+    (tmp_path / "train_gpt.py").write_text("print(1)\n")
+    (tmp_path / "train_seed1.log").write_text("step:1/2 train_loss:1.0\n" * 100)
+    with pytest.raises(NoTrainLogs, match=r"not read: train_seed1\.log \(too-large\)") as e:
+        load_record(tmp_path, caps=Caps(log_bytes=1000))
+    assert [f.rule_id for f in e.value.record.findings] == ["PG-INPUT-003"]
