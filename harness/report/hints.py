@@ -29,6 +29,10 @@ FIXES = {
     "PG-PARSE-002": "save the log as UTF-8",
     "PG-PARSE-003": "make submission.json claim the scored phase's val_bpb",
     "PG-STATS-001": "run more seeds or show a larger gain: at least 0.005 nats at p < 0.01",
+    "PG-CLAIMS-006": "write each figure of submission.json as a plain finite number",
+    "PG-SCORE-001": "divide by the FineWeb validation text's bytes (151,080,000), counted from the tokenizer's pieces",
+    "PG-SEEDS-003": "drop the extra run's log, or say in the README why it is there and that it is not scored",
+    "PG-TIME-005": "collect calibration data inside the 600 s training budget, before the clock stops",
 }
 FIX_BY_AREA = {
     "PG-C1-": "make each position's distribution depend only on the artifact and the strict prefix (rules.md, C1)",
