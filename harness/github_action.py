@@ -90,8 +90,9 @@ def main(env: dict[str, str] | None = None, out: TextIO | None = None) -> int:
     try:
         args = settings(env)
         report = build(args)
-    except InputError as e:
-        print(f"::error title=pgolf gate::{gha_data(str(e))}", file=out)
+    except Exception as e:  # noqa: BLE001 - an InputError, or a defect: either way the job says so and fails
+        said = str(e) if isinstance(e, InputError) else f"the gate failed ({type(e).__name__}): report it to the pgolf maintainers"
+        print(f"::error title=pgolf gate::{gha_data(said)}", file=out)
         set_outputs(env.get("GITHUB_OUTPUT"), {"verdict": "unusable", "exit-code": "2"})
         return 2
     rc = exit_code(report.verdict)
