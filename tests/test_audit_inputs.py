@@ -211,3 +211,27 @@ def test_a_long_dump_line_in_a_log_is_not_matched_against_print_templates(tmp_pa
     after = audit_file(rec / "train_gpt.py")
     assert after.verdict == before.verdict
     assert [(f.rule_id, f.location.line) for f in after.findings] == [(f.rule_id, f.location.line) for f in before.findings]
+
+
+def test_helper_modules_imported_in_any_branch_are_found():
+    """An `else`, `except`, `finally`, loop or class body, or `from . import x`: each names a
+    module the audit must read (a helper imported only in the `else` of a flag was never audited)."""
+    from audit.static.discover import helper_names
+
+    src = ("if X:\n    import d1\nelse:\n    import e_else\n"
+           "try:\n    import fast_b\nexcept ImportError:\n    import slow_c\nfinally:\n    import fin_f\n"
+           "from . import helper_a\nfor i in range(2):\n    import loop_l\nclass K:\n    import cls_k\n")
+    assert helper_names(cst.parse_module(src)) == ["d1", "e_else", "fast_b", "slow_c", "fin_f", "helper_a", "loop_l", "cls_k"]
+
+
+@pytest.mark.parametrize("arg", ["format=lzma.NOPE", "format=1180591620717411303424", "wbits=1180591620717411303424"])
+def test_a_payload_expression_that_raises_is_not_decodable_and_the_file_is_still_audited(arg):
+    """A made-up constant or an absurd option in a dead `exec(...)` line must not turn the whole
+    file into one internal-error finding (which would hide its real findings)."""
+    from audit.static.engine import audit_source
+
+    codec = "zlib" if "wbits" in arg else "lzma"
+    src = (Path(__file__).parent / "fixtures" / "audit" / "prequant_adamw.py").read_text()
+    src = f"import base64, {codec}\n" + src + f"\nexec({codec}.decompress(base64.b85decode('abc'), {arg}))\n"
+    ids = [f.rule_id for f in audit_source(src, "train_gpt.py")]
+    assert "PG-C3-002" in ids and not any("internal error" in f for f in ids)
