@@ -95,9 +95,37 @@ def token_comparison(node, assigns: dict, depth: int = 0) -> bool:
     return False
 
 
+# the partition of a one-token tilt written out: Z = 1 + q (e^b - 1), whose log is the normaliser
+# (`Z.log()`, the same term as `log1p(q (e^b - 1))`); a marker `_walk` adds to the calls it saw
+TILT_PARTITION = "<1 + q(e^b - 1)>"
+
+
+def _exp_minus_one(v) -> bool:
+    """`exp(b) - 1` (or `b.exp() - 1.0`; constants are None in the IR), or `expm1(b)`."""
+    if isinstance(v, tuple) and v and v[0] == "c":
+        return (v[1].attr or (v[1].qual or "").rsplit(".", 1)[-1]) == "expm1"
+    return (isinstance(v, tuple) and len(v) == 4 and v[0] == "b" and v[1] == "Subtract" and v[3] is None
+            and isinstance(v[2], tuple) and v[2][0] == "c"
+            and (v[2][1].attr or (v[2][1].qual or "").rsplit(".", 1)[-1]) == "exp")
+
+
+def is_tilt_partition(v) -> bool:
+    """`1 + q * (exp(b) - 1)` in either operand order: the exact normaliser of a tilt that
+    multiplies one token's probability q by e^b."""
+    if not (isinstance(v, tuple) and len(v) == 4 and v[0] == "b" and v[1] == "Add"):
+        return False
+    for const, prod in ((v[2], v[3]), (v[3], v[2])):
+        if const is None and isinstance(prod, tuple) and len(prod) == 4 and prod[:2] == ("b", "Multiply") \
+                and (_exp_minus_one(prod[2]) or _exp_minus_one(prod[3])):
+            return True
+    return False
+
+
 def has_normaliser(names: set, calls: set) -> bool:
     """Whether a function computes something that reads like a log-partition over the
-    vocabulary (`log_z`, `logsumexp`, `log1p((e^b - 1) p_hint)`): a tilt renormalised that way
-    is a proper distribution (C2 holds)."""
+    vocabulary (`log_z`, `logsumexp`, `log1p((e^b - 1) p_hint)`, or `log` of a written-out
+    `1 + q (e^b - 1)`): a tilt renormalised that way is a proper distribution (C2 holds)."""
+    if TILT_PARTITION in calls and "log" in calls:
+        return True
     return bool(calls & NORMALIZERS) and (any(_NORM_NAME.search(n) for n in names) or "logsumexp" in calls
                                           or "logaddexp" in calls)

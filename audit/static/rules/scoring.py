@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from audit.findings import Severity
-from audit.static.normalisation import has_normaliser
+from audit.static.normalisation import TILT_PARTITION, has_normaliser, is_tilt_partition
 from audit.static.program import Program
 from audit.static.rules.base import Rule
 from audit.static.rules.examples import marked, scored_chunks
@@ -121,6 +121,19 @@ def main(model, hints, beta):
             nll = -logp.gather(-1, y) - beta * (y == hints[i:i + 100]).float() + log_z
             nll_sum += nll.sum()
 main(m, h, 0.5)
+""", _HEAD + """
+def main(model, hints, beta):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(x), -1)
+            p_hint = logp.gather(-1, hints[i:i + 100]).exp()
+            Z = 1.0 + p_hint * (beta.exp() - 1.0)
+            nll = -logp.gather(-1, y) + Z.log() - beta * (y == hints[i:i + 100]).float()
+            nll_sum += nll.sum()
+main(m, h, 0.5)
 """]
 
     def check(self, prog: Program) -> None:
@@ -172,6 +185,8 @@ def _walk(body, names: set, calls: set) -> None:
             elif tag == "i":
                 stack.extend(p for p in v[1:3] if p)
             elif tag == "b":
+                if is_tilt_partition(v):
+                    calls.add(TILT_PARTITION)
                 stack.extend(p for p in v[2:4] if p)
             elif tag == "u":
                 stack.extend(p for p in v[1] if p)
