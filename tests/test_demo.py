@@ -151,5 +151,6 @@ def test_the_demo_rule_set_counts_the_synthetic_validation_text(tmp_path):
 
 def test_paths_are_made_relative_only_inside_the_output_folder(tmp_path):
     out = tmp_path / "out"
-    assert relative({"a": [str(out / "x.log"), str(out)], "b": str(tmp_path / "out2" / "y")}, out) == {
-        "a": ["x.log", "."], "b": str(tmp_path / "out2" / "y")}
+    assert relative({"a": [str(out / "x.log"), str(out)], "b": str(tmp_path / "out2" / "y"),
+                     "argv": f"pgolf demo --out {out} --seeds 2"}, out) == {
+        "a": ["x.log", "."], "b": str(tmp_path / "out2" / "y"), "argv": "pgolf demo --out . --seeds 2"}

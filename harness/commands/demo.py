@@ -27,6 +27,7 @@ import datetime as dt
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -152,9 +153,10 @@ def relative(value: Any, base: Path) -> Any:
     folder is moved or shared)."""
     root = str(base)
     if isinstance(value, str):
-        if value == root:
-            return "."
-        return value.replace(root + "/", "")  # `/tmp/out2/x` is not inside `/tmp/out`
+        # at a path boundary only: `/tmp/out/x` -> `x`, `--out /tmp/out --seeds` -> `--out . --seeds`,
+        # but `/tmp/out2/x` is not inside `/tmp/out`
+        return re.sub(re.escape(root) + r"(/|(?![\w-]|\.\w))", lambda m: "" if m.group(1) == "/" else ".", value) \
+            if root in value else value
     if isinstance(value, dict):
         return {k: relative(v, base) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
