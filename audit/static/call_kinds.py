@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from audit.static.body_scan import has_call, names_read
+from audit.static.flow import MUTATORS, is_val, norm
 from audit.static.ir import Call
 from audit.static.normalisation import token_comparison
 
@@ -176,3 +177,47 @@ def oracle_shape(c: Call) -> bool:
     return False
 
 
+HOOK_REGISTER = frozenset({"register_forward_hook", "register_forward_pre_hook"})
+_NOT_A_FORWARD = re.compile(r"^(print|log\w*|info|debug|warning|backward|step|zero_grad|synchronize|barrier|"
+                            r"all_reduce|broadcast|remove|append|extend|update|clear|set_description)$")
+
+
+def dotted_call(c) -> str:
+    return (c.qual or c.attr or "call") if isinstance(c, Call) else "call"
+
+
+def hook_event(v, discarded: bool, labels):
+    """A statement-call's part in hook-based calibration (AWQ, SmoothQuant, activation
+    statistics): ("hook", ()) for a forward-hook registration (also inside
+    `hooks.append(m.register_forward_hook(...))`), ("unhook", ()) for a handle's `.remove()`,
+    ("fwd", labels) for a call whose result is thrown away but whose arguments carry validation
+    tokens -- run only for what hooks record. None for anything else."""
+    if v is None or v[0] not in ("c", "u"):
+        return None
+    if _registers_hook(v):
+        return "hook", ()
+    c = v[1]
+    if v[0] != "c" or not discarded:
+        return None
+    if c.attr == "remove" and not c.args and not c.kwargs:
+        return "unhook", ()
+    name = (c.qual or "").rsplit(".", 1)[-1] if c.attr is None else c.attr
+    if _NOT_A_FORWARD.match(name or "") or c.attr in MUTATORS:
+        return None
+    labs = set()
+    for a in list(c.args) + list(c.kwargs.values()):
+        labs |= labels(a)
+    return ("fwd", labs) if is_val(norm(labs)) else None
+
+
+def _registers_hook(c) -> bool:
+    stack = [c]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Call):
+            if x.attr in HOOK_REGISTER:
+                return True
+            stack.extend((*x.args, *x.kwargs.values(), x.recv))
+        elif isinstance(x, (list, tuple)):
+            stack.extend(x)
+    return False

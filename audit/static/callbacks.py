@@ -123,12 +123,12 @@ def parameter_bindings(modules, flow) -> dict[tuple[str, str], list[Function]]:
     out: dict[tuple[str, str], list[Function]] = {}
     for m in modules:
         for fn in m.functions.values():
-            for c in _calls(fn.body):
+            for c, guards in _calls(fn.body):
                 targets, skip = flow.resolve(c, fn, higher_order=False)
                 flow.called.update(t.qual for t in targets)
                 if not targets:
                     continue
-                _record_arguments(c, fn, targets, skip, flow)
+                _record_arguments(c, fn, targets, skip, flow, guards)
                 for i, a in enumerate(c.args):
                     fs = function_values(a, fn, flow)
                     if not fs:
@@ -147,10 +147,11 @@ def parameter_bindings(modules, flow) -> dict[tuple[str, str], list[Function]]:
     return out
 
 
-def _record_arguments(c: Call, fn: Function, targets, skip: int, flow) -> None:
+def _record_arguments(c: Call, fn: Function, targets, skip: int, flow, guards: tuple) -> None:
     """flow.param_args[(callee, param)] += (caller, the argument's libcst expression, or None when
-    the site leaves the parameter at its default): constants a flag guard reads through a
-    parameter (`evaluate(model, use_slot=args.slot_enabled)`) come from here."""
+    the site leaves the parameter at its default, the `if` guards around the site): constants a
+    flag guard reads through a parameter (`evaluate(model, use_slot=args.slot_enabled)`) come
+    from here, and a site under a guard that is off passes nothing."""
     positional = [a.value for a in c.node.args if a.keyword is None and a.star == ""]
     keywords = {a.keyword.value: a.value for a in c.node.args if a.keyword is not None}
     if any(a.star for a in c.node.args):
@@ -159,18 +160,19 @@ def _record_arguments(c: Call, fn: Function, targets, skip: int, flow) -> None:
         params = t.params[skip:] if skip and t.params and t.params[0] in ("self", "cls") else t.params
         for i, p in enumerate(params):
             node = positional[i] if i < len(positional) else keywords.get(p)
-            flow.param_args.setdefault((t.qual, p), []).append((fn, node))
+            flow.param_args.setdefault((t.qual, p), []).append((fn, node, guards))
 
 
 def _calls(body):
-    """Every call in a function body: statements and value trees walked as plain data."""
-    stack = [body]
+    """Every call in a function body, with the `if` guards around it as (test, polarity) pairs:
+    statements and value trees walked as plain data."""
+    stack = [(body, ())]
     while stack:
-        x = stack.pop()
+        x, guards = stack.pop()
         if isinstance(x, Call):
-            yield x
-            stack.extend(x.args)
-            stack.extend(x.kwargs.values())
-            stack.append(x.recv)
+            yield x, guards
+            stack.extend((a, guards) for a in (*x.args, *x.kwargs.values(), x.recv))
+        elif isinstance(x, tuple) and x and x[0] == "if":
+            stack += [(x[2], guards), (x[3], guards + ((x[1], True),)), (x[4], guards + ((x[1], False),))]
         elif isinstance(x, (list, tuple)):
-            stack.extend(x)
+            stack.extend((y, guards) for y in x)

@@ -118,6 +118,11 @@ class FlagEval:
                 if got is UNKNOWN and len(args) > 2 and (fake is None or name not in self.class_attrs):
                     return self.value(args[2], depth + 1)
                 return got
+            if fname in ("min", "max") and len(args) >= 2 and not node.args[0].star:
+                vals = [self.value(a, depth + 1) for a in args]
+                if all(isinstance(v, (int, float)) for v in vals):
+                    return (min if fname == "min" else max)(vals)
+                return UNKNOWN
             if fname in ("range",) and args:
                 return self.value(args[-1] if len(args) <= 2 else args[1], depth + 1)
             if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("lower", "strip", "upper"):
@@ -141,21 +146,21 @@ class FlagEval:
             if right is not UNKNOWN and right:
                 return right
             return UNKNOWN if UNKNOWN in (left, right) else right
-        if isinstance(node, cst.Comparison) and len(node.comparisons) == 1:
+        if isinstance(node, cst.Comparison):  # chains too: `0.0 < hard_frac < 1.0`
             left = self.value(node.left, depth + 1)
-            ct = node.comparisons[0]
-            right = self.value(ct.comparator, depth + 1) if not isinstance(ct.comparator, (cst.Tuple, cst.List, cst.Set)) else tuple(self.value(e.value, depth + 1) for e in ct.comparator.elements)
-            if left is UNKNOWN or right is UNKNOWN or (isinstance(right, tuple) and UNKNOWN in right):
-                return UNKNOWN
-            op = type(ct.operator).__name__
-            try:
-                return {"Equal": lambda a, b: a == b, "NotEqual": lambda a, b: a != b, "GreaterThan": lambda a, b: a > b,
-                        "LessThan": lambda a, b: a < b, "GreaterThanEqual": lambda a, b: a >= b,
-                        "LessThanEqual": lambda a, b: a <= b, "In": lambda a, b: a in b,
-                        "NotIn": lambda a, b: a not in b, "Is": lambda a, b: a is b,
-                        "IsNot": lambda a, b: a is not b}[op](left, right)
-            except (KeyError, TypeError):
-                return UNKNOWN
+            result = True
+            for ct in node.comparisons:
+                right = self._operand(ct.comparator, depth)
+                if left is UNKNOWN or right is UNKNOWN or (isinstance(right, tuple) and UNKNOWN in right):
+                    return UNKNOWN
+                try:
+                    result = _COMPARE[type(ct.operator).__name__](left, right)
+                except (KeyError, TypeError):
+                    return UNKNOWN
+                if not result:
+                    return False
+                left = right
+            return result
         if isinstance(node, cst.IfExp):
             t = self.value(node.test, depth + 1)
             if t is UNKNOWN:
@@ -163,27 +168,38 @@ class FlagEval:
             return self.value(node.body if t else node.orelse, depth + 1)
         return UNKNOWN
 
+    def _operand(self, node, depth: int):
+        if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+            return tuple(self.value(e.value, depth + 1) for e in node.elements)
+        return self.value(node, depth + 1)
+
     def _parameter(self, f, name: str, depth: int):
-        """A parameter's value when every call site passes the same known value (or leaves the
-        same known default): `evaluate(model, use_slot=args.slot_enabled)`."""
-        sites = self.param_args.get((f.qual, name))
-        if not sites:
-            return UNKNOWN
+        """A parameter's value when every reachable call site passes the same known value (or
+        leaves the same known default): `evaluate(model, use_slot=args.slot_enabled)`. A site under
+        an `if` that is off passes nothing (`if args.ngram_cache: evaluate(..., use_ngram=True)`)."""
         values = []
         saved = self._fn
         try:
-            for caller, node in sites:
+            for caller, node, guards in self.param_args.get((f.qual, name), ()):
+                self._fn = caller
+                if any(self._closed(test, polarity, depth) for test, polarity in guards):
+                    continue
                 if node is None:
                     node, self._fn = f.defaults.get(name), f
-                else:
-                    self._fn = caller
                 values.append(UNKNOWN if node is None else self.value(node, depth + 1))
         finally:
             self._fn = saved
-        first = values[0]
-        if first is UNKNOWN or any(v is UNKNOWN or v != first for v in values[1:]):
+        if not values or any(v is UNKNOWN or v != values[0] for v in values):
             return UNKNOWN
-        return first
+        return values[0]
+
+    def _closed(self, test, polarity: bool, depth: int) -> bool:
+        """Is this guard known to be off (evaluated in the current function)?"""
+        v = self.value(test, depth + 1)
+        try:
+            return v is not UNKNOWN and bool(v) != polarity
+        except Exception:
+            return False
 
     def guard_open(self, test, polarity: bool, kind: str = "if", fn: str = ""):
         """True/False/UNKNOWN: does execution pass this guard?"""
@@ -199,6 +215,12 @@ class FlagEval:
             return bool(v) == polarity
         except Exception:
             return UNKNOWN
+
+
+_COMPARE = {"Equal": lambda a, b: a == b, "NotEqual": lambda a, b: a != b, "GreaterThan": lambda a, b: a > b,
+            "LessThan": lambda a, b: a < b, "GreaterThanEqual": lambda a, b: a >= b,
+            "LessThanEqual": lambda a, b: a <= b, "In": lambda a, b: a in b, "NotIn": lambda a, b: a not in b,
+            "Is": lambda a, b: a is b, "IsNot": lambda a, b: a is not b}
 
 
 def _literal(node) -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from audit.static.body_scan import (SAME_DATA, assignments_list, collect_backward,
                                      loop_targets, mutated, bound_names, names_read, param_uses, reads_name,
                                      root_is_name, target_name, this_iteration_value, tuple_writes)
-from audit.static.call_kinds import (CALIB, DATA_ATTR, DYN_CALLS, LIKELY_NAME, NATIVE_CALLS, NET_WORDS, NLLISH, READ,
+from audit.static.call_kinds import (CALIB, dotted_call, hook_event, DATA_ATTR, DYN_CALLS, LIKELY_NAME, NATIVE_CALLS, NET_WORDS, NLLISH, READ,
                                       SCORE_ACC, SCOREY, STRONG_SCORE, TYPED_KINDS, NET_EXACT, NET_PREFIX, NET_SUFFIX,
                                       comparison_operand, compiles, fresh_free_tensor, likelihood_call, manual_step,
                                       mentions, oracle_shape, looks_scored, target_only_term)
@@ -139,6 +139,10 @@ class Tracer:
                         for a in v[1].args:
                             extra |= self.flow.L(a, fn)
                         self.flow.override[r[1]] = self.flow.override[r[1]] | extra
+                hook = hook_event(v, tag == "expr", lambda a: self.flow.L(a, fn))
+                if hook is not None:
+                    out.append(Event(hook[0], frozenset(hook[1]), fn.path, s[-1], fn.qual, loops, guards, nograd,
+                                     info={"call": dotted_call(v[1])}))
                 if tag == "assign" and nograd:  # values computed without grad: what scoring makes
                     self._nograd.setdefault(fn.qual, set()).update(bound_names(s[1]))
                 step = manual_step(v, s[1]) if tag == "assign" else None

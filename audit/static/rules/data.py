@@ -13,6 +13,20 @@ _READER = re.compile(r"loader|calib|hessian|gptq|next_batch|shard|stream|quant",
 _TRAIN = ("import torch\n\n\ndef main():\n    val_loss = torch.zeros(())\n    print(f'final val_loss:{val_loss}')\n\n\n"
           "main()\n")
 _HEAD = 'import torch\nval_tokens = load_validation_tokens("data/fineweb_val_*.bin")\n'
+# activation-aware scaling (AWQ-style): forward hooks record input magnitudes while batches run
+_HOOKED = """
+def main(model, train_loader):
+    stats = {{}}
+    hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: stats.setdefault(n, inp[0].abs().mean(0)))
+             for n, m in model.named_modules()]
+    with torch.no_grad():
+        for i in range(4):
+            model({batch})
+    for h in hooks:
+        h.remove()
+    scale_columns(model, stats)
+main(m, l)
+"""
 
 
 class ValCalibratedQuant(Rule):
@@ -29,17 +43,27 @@ def main(model, train_loader):
     calib = [train_loader.next_batch() for _ in range(16)]
     hessians = collect_hessians(model, calib)
 main(m, l)
-"""]
+""", _HEAD + _HOOKED.format(batch="train_loader.next_batch()")]
     INVALID = [(_HEAD + """
 def main(model):
     calib = [val_tokens[i:i + 2048] for i in range(0, 65536, 2048)]
     hessians = collect_hessians(model, calib)
 main(m)
-""", 6)]
+""", 6), (_HEAD + _HOOKED.format(batch="val_tokens[i * 2048:(i + 1) * 2048]"), 10)]
 
     def check(self, prog: Program) -> None:
         for _, e in prog.of("calib", "val"):
             prog.emit(self, e, evidence=[EvidenceStep(f"{e.info.get('call')}() receives validation tokens")])
+        hook = None  # the open forward-hook registration, in execution order
+        for e in prog.events:
+            if e.kind in ("hook", "unhook"):
+                hook = e if e.kind == "hook" else None
+            elif e.kind == "fwd" and hook is not None and "val" in e.labels:
+                prog.emit(self, e, message="validation-calibrated quantization: a forward pass over validation tokens "
+                          "runs only for what forward hooks record (activation statistics)", evidence=[
+                              EvidenceStep("forward hook registered here", Location(hook.path, hook.line)),
+                              EvidenceStep(f"{e.info.get('call')}() runs on validation tokens and its result is discarded")])
+                hook = None  # one finding per hooked pass
 
 
 class TrainDataAtEval(Rule):
