@@ -34,7 +34,7 @@ LIKELY_NAME = re.compile(r"loss|nll|bpb|bits|logp|log_prob|surpris", re.I)
 SCORE_ACC = re.compile(r"loss|nll|bpb|bits|sum|total|byte|tok|count|cnt|score|acc|n_", re.I)
 
 
-TYPED_KINDS = frozenset({"score", "mix", "tadj", "tmask", "nondist", "tkey", "oracle", "select"})
+TYPED_KINDS = frozenset({"score", "mix", "tadj", "tmask", "nondist", "tkey", "oracle", "select", "cratio"})
 
 
 def cst_name(name: str):

@@ -12,6 +12,11 @@ Labels on values:
   thash   arithmetic that mixes the target into a key (`(ctx * P + y) % M`)
   tkeyed  a table read keyed by such a hash (an n-gram count for the target)
   tprob   a value indexed by the target (`probs.gather(-1, y)`, `p[..., y]`)
+  hkey    arithmetic that hashes a key (`(ctx * P + tok) % M`, `h ^ t`), target or not
+  hcount  a read of a count table (one the program adds counts to) at a hashed key: under
+          collisions such counts over the vocabulary need not add up to the context's count
+  tcount  such a count taken at the target (`pair_c.gather(-1, y)`): the numerator of an n-gram
+          estimate of the target
 
 Context-insensitive and flow-insensitive within a function (a name's labels are the union over
 all its assignments), interprocedural through parameters and returns of the file's own
@@ -24,6 +29,7 @@ import re
 from typing import Any
 
 from audit.static.callbacks import chosen_functions, parameter_bindings
+from audit.static.count_tables import table_root_of, table_roots
 from audit.static.ir import Call, Function, ModuleIR
 from audit.static.normalisation import type_of_call
 from audit.static.offsets import earlier
@@ -35,8 +41,8 @@ TRAIN_NAME = re.compile(r"^_*train_(tokens|toks|files|data|stream|shards?|loader
 VAL_CALL = re.compile(r"(^|_)(load_val|load_validation|get_val|val_tokens|validation_tokens)")
 TARGET_NAMES = frozenset({"y", "yb", "y_batch", "target", "targets", "tgt", "tgts", "tgt_ids", "target_ids",
                           "labels", "target_tokens", "next_tokens", "y_tok", "ys"})
-SPECIAL = frozenset({"target", "thash", "tkeyed", "tprob", "shift", "dist", "vred",
-                     "@target", "@thash", "@tkeyed", "@tprob", "@shift", "@dist", "@vred"})
+SPECIAL = frozenset({"target", "thash", "tkeyed", "tprob", "shift", "dist", "vred", "hkey", "hcount", "tcount",
+                     "@target", "@thash", "@tkeyed", "@tprob", "@shift", "@dist", "@vred", "@hkey", "@hcount", "@tcount"})
 
 
 def norm(labels) -> frozenset:
@@ -120,6 +126,7 @@ class Flow:
                     self.class_names.add(f.cls)
             self.constants.update(m.constants)
         self.aliases_of = {m.path: m.aliases for m in modules}
+        self.table_roots = table_roots([f for m in modules for f in m.functions.values()])  # count tables
         self.types: dict[tuple, str] = {}  # variable key -> class it was constructed from
         self._reads: set = set()
         self.override: dict | None = None  # set by the tracer: flow-sensitive locals of one function
@@ -263,10 +270,14 @@ class Flow:
                 if back:
                     base = to_prior(base, self.loopvars[min(back)])
             out = base | (idx - SPECIAL)
+            if has(idx, "hkey") and table_root_of(v) in self.table_roots:
+                out = out | {"hcount"}
             if has(idx, "shift") and is_val(base):
                 out = out | {"target"}
             elif has(idx, "target"):
                 out = out | ({"tkeyed"} if has(idx, "thash") else {"tprob"})
+                if has(base, "hcount"):
+                    out = out | {"tcount"}
             return out
         if tag == "t":
             inner = self.L(v[1], fn)
@@ -281,6 +292,8 @@ class Flow:
             if v[1] in HASH_OPS and (has(left, "target") or has(right, "target")) and not has(out, "tprob") \
                     and (v[1] != "Multiply" or _hash_constant(v[2]) or _hash_constant(v[3])):
                 out = out | {"thash"}
+            if v[1] in ("Modulo", "BitAnd", "BitXor"):  # folding a key into a table's buckets
+                out = out | {"hkey"}
             return out
         if tag == "u":
             out: set = set()
@@ -335,7 +348,8 @@ class Flow:
         if last in ("cross_entropy", "nll_loss") and any(has(lab, "target") for lab in arg_labels + list(kw_labels.values())):
             out = (out - SPECIAL) | {"tprob"}  # per-token -log p(target): the target's probability
         elif last in ("gather", "take_along_dim", "index_select") and any(has(lab, "target") for lab in arg_labels[1:] + list(kw_labels.values())):
-            out = (out - SPECIAL) | {"tprob"}
+            counts = has(recv | set().union(*arg_labels[:1]), "hcount")
+            out = (out - SPECIAL) | {"tprob"} | ({"tcount"} if counts else set())
         elif last not in KEEP_SPECIAL:
             out = out - SPECIAL
         else:

@@ -20,6 +20,10 @@ it, and what this module recognises:
   - the target's probability blended with a target-keyed estimate (trace: "mix");
   - a term computed from the target itself added to its score with no log-partition term
     (trace: "tadj", cleared by `has_normaliser`: `log1p(q (e^b - 1))`, `logsumexp`);
+  - the target's count in a hashed table divided by a context count (`(pair[h] + b p) /
+    (ctx[h'] + b)`): with collisions the pair counts over the vocabulary do not add up to the
+    context count, so these "probabilities" do not sum to one (trace: "cratio",
+    `count_ratio`); dividing by the table's own sum over the vocabulary clears;
   - the score switched by comparing the target with stored tokens (`nll *= (stored != y)`,
     `where(y == h, …)`): the answer chooses the score (C1, `target_comparison`).
 Legal look-alikes clear: add-k smoothing over the vocabulary (a table indexed by the target is
@@ -45,6 +49,8 @@ def type_of_call(last: str, out: set, has) -> set:
         return (out - {"vred", "@vred"}) | {"dist"}
     if last in VOCAB_REDUCTIONS and has(out, "dist") and not has(out, "tprob"):
         return (out - {"dist", "@dist"}) | {"vred"}
+    if last in VOCAB_REDUCTIONS and not has(out, "tprob"):
+        return out - {"hcount", "@hcount", "tcount", "@tcount"}  # the counts' own total: a normaliser
     return out
 
 
@@ -54,6 +60,13 @@ def nondist_components(parts: list[set]) -> bool:
     at_target = [p for p in parts if "tprob" in p or "tkeyed" in p]
     not_dist = [p for p in parts if "vred" in p and "tprob" not in p and "tkeyed" not in p]
     return bool(at_target) and bool(not_dist)
+
+
+def count_ratio(num: set, den: set) -> bool:
+    """The target's hashed count over another hashed count: `raw[y] / ctx_count`. A division by
+    a reduction (`pair.sum(-1)`) drops the count label (a reduction is a new value), so the
+    table's own normaliser clears."""
+    return "tcount" in num and "hcount" in den
 
 
 def _bound(name: str, assigns: dict) -> list:

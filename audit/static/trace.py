@@ -26,11 +26,11 @@ from audit.static.call_kinds import (CALIB, dotted_call, hook_event, DATA_ATTR, 
                                       comparison_operand, compiles, fresh_free_tensor, likelihood_call, manual_step,
                                       mentions, oracle_shape, looks_scored, target_only_term)
 from audit.static.callbacks import bind_params, callback_sites, chosen_functions
-from audit.static.count_tables import table_root_of, table_roots, table_write
+from audit.static.count_tables import table_root_of, table_write
 from audit.static.flow import MUTATORS, Flow, is_val, norm, to_prior
 from audit.static.ir import Call, Function
 from audit.static.offsets import block_slice
-from audit.static.normalisation import STACKS, nondist_components, token_comparison
+from audit.static.normalisation import STACKS, count_ratio, nondist_components, token_comparison
 from audit.static.selection import overwrites_with, score_comparison, where_select
 from audit.static.sinks import template_of
 
@@ -86,7 +86,7 @@ class Tracer:
         self.reported = reported
         self.deps = deps
         self.sink_fns = sink_fns or set()  # functions that print a reported score themselves
-        self.table_roots = table_roots([f for m in flow.modules for f in m.functions.values()])
+        self.table_roots = flow.table_roots
         self._site: set = set()  # keys the statement being traced writes (its call sites' results)
         self.memo: dict[str, list[Event]] = {}
         self.active: set[str] = set()
@@ -421,6 +421,8 @@ class Tracer:
                     self._typed(out, "mix", rl | rr, fn, line, loops, guards, nograd)
                 elif ((target_only_term(left, right) and looks_scored(v[2])) or (target_only_term(right, left) and looks_scored(v[3]))):
                     self._typed(out, "tadj", rl | rr, fn, line, loops, guards, nograd)
+            elif v[1] == "Divide" and count_ratio(norm(self.flow.L(v[2], fn)), norm(self.flow.L(v[3], fn))):
+                self._typed(out, "cratio", self.flow.L(v[2], fn) | self.flow.L(v[3], fn), fn, line, loops, guards, nograd)
             elif v[1] == "Multiply":
                 for a, b in ((v[2], v[3]), (v[3], v[2])):
                     if comparison_operand(b, fn) and "tprob" in norm(self.flow.L(a, fn)):

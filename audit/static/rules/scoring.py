@@ -227,6 +227,41 @@ class NonDistributionComponent(Rule):
                 prog.emit(self, e)
 
 
+_COUNT_RATIO = """
+        logp = F.log_softmax(model(x), -1)
+        h = (x * 1000003) % 4096
+        pair_c = pair[(h[:, None] * 1024 + vocab[None, :]) % 65536].float()
+        p_t = logp.exp().gather(-1, y[:, None]).squeeze(-1)
+        p_ng = (pair_c.gather(-1, y[:, None]).squeeze(-1) + 2.0 * p_t) / ({den} + 2.0)  # <-
+        nll_sum += -p_ng.log().sum()
+        ctx.index_add_(0, h, torch.ones_like(h))
+        pair.index_add_(0, (h * 1024 + y) % 65536, torch.ones_like(h))
+"""
+
+
+class UnnormalisedCountRatio(Rule):
+    """C2 (full normalized distribution): an n-gram estimate reads the target's count from a
+    hashed pair table and divides it by the context's count from another table, `(pair[h(c, y)]
+    + b p(y)) / (ctx[h(c)] + b)`. With hashing, other contexts' pairs collide into the same
+    buckets, so over the vocabulary the pair counts add up to more than the context count: the
+    "probabilities" sum to more than one and the score is too low. Dividing by the pair counts'
+    own sum over the vocabulary (`pair_c.sum(-1)`) is a normalisation; exact (unhashed) count
+    tables with add-k smoothing are fine."""
+
+    id = "PG-C2-003"
+    condition = "C2"
+    confidence = "medium"
+    message = ("unnormalised count ratio: the target's count in a hashed table is divided by a context count; "
+               "over the vocabulary these estimates need not sum to one")
+    VALID = [scored_chunks(_COUNT_RATIO.format(den="pair_c.sum(-1)"), "model, pair, ctx, vocab", "main(m, p, c, v)")]
+    INVALID = [marked(scored_chunks(_COUNT_RATIO.format(den="ctx[h].float()"), "model, pair, ctx, vocab", "main(m, p, c, v)"))]
+
+    def check(self, prog: Program) -> None:
+        for _, e in prog.of("cratio", "val"):
+            if not e.info.get("unreported"):
+                prog.emit(self, e)
+
+
 class TargetGatedScore(Rule):
     """C1 (strict causality): the score of a position is switched by comparing its target with
     stored tokens: `nll *= (stored != y)`, `torch.where(y == hint, 0, nll)`. Whether the token's
