@@ -81,8 +81,12 @@ class Tracer:
     program prints no score we could find (then accumulators are recognised by their names)."""
 
     def __init__(self, flow: Flow, max_depth: int = 14, reported: set | None = None, deps=None,
-                 sink_fns: set | None = None):
+                 sink_fns: set | None = None, closed=None):
         self.flow = flow
+        # closed(test, polarity, function) -> True when the run's configuration never takes that
+        # branch: values bound only there do not flow past the `if` (its own events still carry
+        # the guard, so what it would do is reported as dormant)
+        self.closed = closed or (lambda test, polarity, fn: False)
         self.reported = reported
         self.deps = deps
         self.sink_fns = sink_fns or set()  # functions that print a reported score themselves
@@ -209,7 +213,10 @@ class Tracer:
                 after_then = self.flow.override
                 self.flow.override = dict(before)
                 self.body(s[4], fn, out, loops, guards + (Guard(s[1], False, fn.path, s[5], len(loops), "if", fn.qual),), nograd)
-                self._merge(after_then)
+                if self.closed(s[1], False, fn.qual):
+                    self.flow.override = after_then
+                elif not self.closed(s[1], True, fn.qual):
+                    self._merge(after_then)
             elif tag == "with":
                 for v, t in s[2]:
                     self.value(v, fn, out, s[-1], loops, guards, nograd)

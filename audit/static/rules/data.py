@@ -58,7 +58,10 @@ main(m)
         for e in prog.events:
             if e.kind in ("hook", "unhook"):
                 hook = e if e.kind == "hook" else None
-            elif e.kind == "fwd" and hook is not None and "val" in e.labels:
+            elif e.kind == "fwd" and hook is not None and hook.fn == e.fn and "val" in e.labels and "train" not in e.labels:
+                # the same function registers the hooks and runs the pass (a hook left on from
+                # training, a regulariser's capture, does not make a later evaluation calibration),
+                # on validation tokens only (a loader that may be either is not evidence of it)
                 prog.emit(self, e, message="validation-calibrated quantization: a forward pass over validation tokens "
                           "runs only for what forward hooks record (activation statistics)", evidence=[
                               EvidenceStep("forward hook registered here", Location(hook.path, hook.line)),
