@@ -95,6 +95,26 @@ def test_annotated_fixture(path):
         assert expected_any and result.verdict is Verdict.FAIL
 
 
+# legal fixtures whose dormancy rests on one configured value, and the edit that turns the illegal
+# path on: the same program must then FAIL with that rule as an error
+SWITCHED_ON = [
+    ("legal_param_site_off.py", '"NGRAM_CACHE", "0"', '"NGRAM_CACHE", "1"', "PG-C2-001"),
+    ("legal_value_dormant.py", '"NGRAM_LAMBDA", 1.0', '"NGRAM_LAMBDA", 0.8', "PG-C2-001"),
+    ("legal_calib_branch_off.py", '"GPTQ_CALIB_USE_VAL", "0"', '"GPTQ_CALIB_USE_VAL", "1"', "PG-DATA-001"),
+]
+
+
+@pytest.mark.parametrize("name,old,new,rule_id", SWITCHED_ON, ids=[s[0] for s in SWITCHED_ON])
+def test_dormant_path_switched_on_is_an_error(name, old, new, rule_id):
+    src = (FIXTURES / name).read_text()
+    assert old in src
+    before = [f for f in audit_source(src, name) if f.rule_id == rule_id and f.severity is Severity.ERROR]
+    after = audit_source(src.replace(old, new), name)
+    assert before == []
+    assert [f for f in after if f.rule_id == rule_id and f.severity is Severity.ERROR], [f.to_dict() for f in after]
+    assert roll_up(after) is Verdict.FAIL
+
+
 def test_comment_in_audited_code_cannot_waive():
     src = (FIXTURES / "adapt_then_restore.py").read_text().replace("# expect: PG-C3-001", "# noqa  # pgolf: waive PG-C3-001")
     assert roll_up(audit_source(src, "x.py")) is Verdict.FAIL
