@@ -116,6 +116,16 @@ def test_prescreen_refuses_what_crashes_or_stalls_the_parser(src, problem):
     assert got is not None and problem in got[0]
 
 
+def test_prescreen_measures_statements_on_the_parser_line_breaks():
+    """`\u2028` inside a string is a line break to str.splitlines but not to the parser: spans
+    measured on the wrong lines merge short statements into one long one (a needless token scan)
+    or miss a long one."""
+    from audit.static.prescreen import _has_long_statement, parse_ast
+
+    src = "s = '" + "\u2028" * 40 + "'\n" + "".join(f"v{i} = '{'x' * 90}'\n" for i in range(45))
+    assert _has_long_statement(parse_ast(src), src) is False
+
+
 def test_prescreen_passes_real_code():
     assert prescreen("def f(x):\n    return [(a, {b: (c,)}) for a, b, c in x]\n") is None
 
@@ -235,3 +245,25 @@ def test_a_payload_expression_that_raises_is_not_decodable_and_the_file_is_still
     src = f"import base64, {codec}\n" + src + f"\nexec({codec}.decompress(base64.b85decode('abc'), {arg}))\n"
     ids = [f.rule_id for f in audit_source(src, "train_gpt.py")]
     assert "PG-C3-002" in ids and not any("internal error" in f for f in ids)
+
+
+def test_a_flag_passed_down_a_chain_of_helpers_is_evaluated_once_per_parameter(monkeypatch):
+    """Each helper calls the next from several sites, each under `if p:`: evaluating the flag
+    afresh per path would take (sites per caller) ** depth; memoized, it is once per parameter."""
+    from audit.static import audit_source
+    from audit.static.flags import FlagEval
+
+    lines = ["val_tokens = load_validation_tokens('data/fineweb_val_*.bin')", "def f0(p):", "    return p"]
+    for i in range(1, 16):
+        lines += [f"def f{i}(p):"] + ["    if p:\n        f%d(p)" % (i - 1)] * 4 + ["    return p"]
+    computed = []
+    original = FlagEval._parameter
+
+    def counting(self, f, name, depth):
+        if (f.qual, name) not in self._params:
+            computed.append((id(self), f.qual, name))
+        return original(self, f, name, depth)
+
+    monkeypatch.setattr(FlagEval, "_parameter", counting)
+    audit_source("\n".join(lines + ["f15(True)"]) + "\n", "chain.py")
+    assert computed and len(computed) == len(set(computed))

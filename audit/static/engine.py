@@ -170,22 +170,13 @@ def audit_source(text: str, path: str, folder: Path | None = None, evidence_fold
     defaults = FlagEval(class_attrs, constants, None, functions, flow.param_args)
     run_flags = FlagEval(class_attrs, constants, evidence, functions, flow.param_args) if evidence is not None else None
     events = Tracer(flow, reported=score.reported_keys, deps=score.deps, sink_fns=score.sink_fns,
-                    closed=_closed_in_run(run_flags or defaults)).program(
+                    branch=(run_flags or defaults).branch).program(
         irs[0].functions["<module>"], list(irs[0].functions.values()))
     prog = Program(path, events, flow, defaults, run_flags, decoded_note=decoded_note, sinks=score)
     for rule_cls in RULES.values():
         rule_cls().check(prog)
     seen_at = {(f.rule_id, f.location.path, f.location.line) for f in findings if f.location is not None}
     return findings + [f for f in prog.findings if (f.rule_id, f.location.path, f.location.line) not in seen_at]
-
-
-def _closed_in_run(flags: FlagEval):
-    """Is an `if` branch off in the run (the record's evidence, else the defaults)?"""
-    def closed(test, polarity: bool, fn: str) -> bool:
-        is_open = flags.guard_open(test, polarity, "if", fn)
-        flags.used.clear()
-        return is_open is False
-    return closed
 
 
 def audit_file(path: Path, folder: Path | None = None) -> FileResult:

@@ -39,6 +39,7 @@ class FlagEval:
         self._fn = None
         self.used: list[tuple[str, str, int, str]] = []  # evidence consulted: (what, file, line, value)
         self.observed: dict = {}  # (function, expression text) -> (value, log, line): printed inline tests
+        self._params: dict = {}  # (function, parameter) -> (value, evidence consulted): see _parameter
 
     def value(self, node, depth: int = 0):
         if depth > 12:
@@ -176,45 +177,64 @@ class FlagEval:
     def _parameter(self, f, name: str, depth: int):
         """A parameter's value when every reachable call site passes the same known value (or
         leaves the same known default): `evaluate(model, use_slot=args.slot_enabled)`. A site under
-        an `if` that is off passes nothing (`if args.ngram_cache: evaluate(..., use_ngram=True)`)."""
+        an `if` that is off passes nothing (`if args.ngram_cache: evaluate(..., use_ngram=True)`).
+        Memoized per parameter (with the evidence it consulted): call chains that pass a flag down
+        through several helpers, each called from several sites, would otherwise be re-evaluated
+        once per path; a parameter met again while its own value is being computed is Unknown."""
+        key = (f.qual, name)
+        got = self._params.get(key)
+        if got is not None:
+            self.used.extend(got[1])
+            return got[0]
+        self._params[key] = (UNKNOWN, [])
+        mark = len(self.used)
         values = []
         saved = self._fn
         try:
-            for caller, node, guards in self.param_args.get((f.qual, name), ()):
+            for caller, node, guards in self.param_args.get(key, ()):
                 self._fn = caller
-                if any(self._closed(test, polarity, depth) for test, polarity in guards):
+                if any(_passes(self.value(test, depth + 1), polarity) is False for test, polarity in guards):
                     continue
                 if node is None:
                     node, self._fn = f.defaults.get(name), f
                 values.append(UNKNOWN if node is None else self.value(node, depth + 1))
         finally:
             self._fn = saved
-        if not values or any(v is UNKNOWN or v != values[0] for v in values):
-            return UNKNOWN
-        return values[0]
+        result = UNKNOWN if not values or any(v is UNKNOWN or v != values[0] for v in values) else values[0]
+        self._params[key] = (result, self.used[mark:])
+        return result
 
-    def _closed(self, test, polarity: bool, depth: int) -> bool:
-        """Is this guard known to be off (evaluated in the current function)?"""
-        v = self.value(test, depth + 1)
-        try:
-            return v is not UNKNOWN and bool(v) != polarity
-        except Exception:
-            return False
+    def set_observed(self, observed: dict) -> None:
+        """Inline tests the logs show (Program): they change what parameters evaluate to."""
+        self.observed = observed
+        self._params.clear()
+
+    def branch(self, test, fn: str = ""):
+        """True/False/UNKNOWN: the value of an `if` test in the run this evaluator describes, with
+        nothing recorded as consulted evidence (the tracer asks this of every `if`)."""
+        self._fn = self.functions.get(fn)
+        mark = len(self.used)
+        v = _passes(self.value(test), True)
+        del self.used[mark:]
+        return v
 
     def guard_open(self, test, polarity: bool, kind: str = "if", fn: str = ""):
         """True/False/UNKNOWN: does execution pass this guard?"""
         self._fn = self.functions.get(fn)
         v = self.value(test)
-        if v is UNKNOWN:
-            return UNKNOWN
         if kind == "range":
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return v > 0
-            return UNKNOWN
-        try:
-            return bool(v) == polarity
-        except Exception:
-            return UNKNOWN
+            return v > 0 if isinstance(v, (int, float)) and not isinstance(v, bool) else UNKNOWN
+        return _passes(v, polarity)
+
+
+def _passes(v, polarity: bool):
+    """True/False/UNKNOWN: does a guard of this polarity let a test value `v` through?"""
+    if v is UNKNOWN:
+        return UNKNOWN
+    try:
+        return bool(v) == polarity
+    except Exception:
+        return UNKNOWN
 
 
 _COMPARE = {"Equal": lambda a, b: a == b, "NotEqual": lambda a, b: a != b, "GreaterThan": lambda a, b: a > b,

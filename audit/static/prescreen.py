@@ -55,7 +55,7 @@ def _has_long_statement(tree, text: str) -> bool:
     from the start of the first line to the end of the second: every logical line lies inside
     one such span, so none can hold more operators when all are shorter."""
     ends = [0]
-    for line in text.splitlines(keepends=True):
+    for line in io.StringIO(text, newline="").readlines():  # ast's line breaks only (not \x0c, \u2028, ...)
         ends.append(ends[-1] + len(line))
     starts = sorted({s.lineno for s in ast_statements(tree)})
     starts.append(len(ends) - 1)

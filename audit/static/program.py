@@ -48,7 +48,7 @@ class Program:
 
     def __post_init__(self) -> None:
         if self.evidence is not None and self.sinks is not None:
-            self.evidence.observed = self._inline_tests()
+            self.evidence.set_observed(self._inline_tests())
 
     # -- event queries -------------------------------------------------------------------------
     def of(self, kind: str, label: str | None = None) -> list[tuple[int, Event]]:

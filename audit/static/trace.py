@@ -81,12 +81,12 @@ class Tracer:
     program prints no score we could find (then accumulators are recognised by their names)."""
 
     def __init__(self, flow: Flow, max_depth: int = 14, reported: set | None = None, deps=None,
-                 sink_fns: set | None = None, closed=None):
+                 sink_fns: set | None = None, branch=None):
         self.flow = flow
-        # closed(test, polarity, function) -> True when the run's configuration never takes that
-        # branch: values bound only there do not flow past the `if` (its own events still carry
-        # the guard, so what it would do is reported as dormant)
-        self.closed = closed or (lambda test, polarity, fn: False)
+        # branch(test, function) -> True/False/UNKNOWN, the `if` test's value in the run: values
+        # bound only in a branch the run never takes do not flow past the `if` (its own events
+        # still carry the guard, so what it would do is reported as dormant)
+        self.branch = branch
         self.reported = reported
         self.deps = deps
         self.sink_fns = sink_fns or set()  # functions that print a reported score themselves
@@ -213,9 +213,10 @@ class Tracer:
                 after_then = self.flow.override
                 self.flow.override = dict(before)
                 self.body(s[4], fn, out, loops, guards + (Guard(s[1], False, fn.path, s[5], len(loops), "if", fn.qual),), nograd)
-                if self.closed(s[1], False, fn.qual):
+                taken = self.branch(s[1], fn.qual) if self.branch is not None else None
+                if taken is True:
                     self.flow.override = after_then
-                elif not self.closed(s[1], True, fn.qual):
+                elif taken is not False:
                     self._merge(after_then)
             elif tag == "with":
                 for v, t in s[2]:
