@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Mapping
 
 from audit.findings import EvidenceStep, Finding, Severity
-from audit.safe_read import UnsafeRead, read_capped, scan
+from audit.safe_read import UnsafeRead, read_under, scan
 
 REQUIRED = ("id", "submission", "sha256", "reason", "who", "when")
 CODE_SUFFIXES = (".py", ".sh", ".cu", ".cpp", ".c", ".h")
@@ -67,7 +67,7 @@ def code_pins(folder: Path) -> dict[str, str]:
         if entry.kind != "file":
             continue
         try:
-            pins[entry.rel] = hashlib.sha256(read_capped(entry.path, READ_CAP)).hexdigest()
+            pins[entry.rel] = hashlib.sha256(read_under(folder, entry.rel, READ_CAP)).hexdigest()
         except UnsafeRead as e:
             pins[entry.rel] = f"unread ({e.reason}, {e.size or entry.size} bytes)"
     return pins
@@ -83,17 +83,18 @@ class Waiver:
     when: str
     files: Mapping[str, str] = field(default_factory=dict)  # rel path -> sha256, every audited file
 
-    def why_not(self, finding: Finding, file_path: str, sha256: str, audited: Mapping[str, str]) -> str | None:
-        """None when this waiver covers `finding` in `file_path`; else why not ("" when it is
-        simply another rule, submission or entry, which is not worth saying)."""
-        if finding.rule_id != self.rule_id or self.submission not in Path(file_path).parts:
-            return ""
-        if sha256.lower() != self.sha256.lower():
-            return ""
+    def covers(self, finding: Finding, file_path: str, sha256: str) -> bool:
+        """Whether this waiver is about `finding` in this entry file at this hash (whatever else
+        the audited code holds: see `stale`)."""
+        return (finding.rule_id == self.rule_id and self.submission in Path(file_path).parts
+                and sha256.lower() == self.sha256.lower())
+
+    def stale(self, entry: str, audited: Mapping[str, str]) -> str | None:
+        """None when the pinned files still match the audited code (entry file `entry`); else why not."""
         if not self.files:
-            others = sorted(rel for rel in audited if rel != Path(file_path).name)  # the entry sits at the top
+            others = sorted(rel for rel in audited if rel != entry)  # the entry sits at the top
             if others:
-                return (f"the waiver by {self.who} pins only {Path(file_path).name}; the audited code also includes "
+                return (f"the waiver by {self.who} pins only {entry}; the audited code also includes "
                         f"{', '.join(others[:5])}{' …' if len(others) > 5 else ''}: pin every file (`files:`)")
             return None
         changed = sorted(rel for rel, sha in self.files.items() if audited.get(rel, "").lower() != str(sha).lower())
@@ -148,19 +149,21 @@ def apply_waivers(findings: list[Finding], waivers: list[Waiver], file_path: str
     {relative path: sha256} of every file the audit read for `file_path`; None hashes every code
     file of its folder. A waiver that names the finding but no longer matches the code leaves it
     as it was, with a step of evidence saying why."""
-    if audited is None:
-        audited = code_pins(Path(file_path).parent) if waivers else {}
+    pins = audited  # hashed only once some waiver covers a finding of this file
     out = []
     for f in findings:
         applied = None
         reasons = []
         for w in waivers:
-            why = w.why_not(f, file_path, sha256, audited)
+            if not w.covers(f, file_path, sha256):
+                continue
+            if pins is None:
+                pins = code_pins(Path(file_path).parent)
+            why = w.stale(Path(file_path).name, pins)
             if why is None:
                 applied = w
                 break
-            if why:
-                reasons.append(why)
+            reasons.append(why)
         if applied is None:
             out.append(replace(f, evidence=f.evidence + tuple(EvidenceStep(r) for r in reasons)) if reasons else f)
             continue
@@ -174,8 +177,9 @@ def apply_waivers(findings: list[Finding], waivers: list[Waiver], file_path: str
 def pin_text(folder: Path, entry: str = "train_gpt.py") -> str:
     """The `sha256:` and `files:` lines of a waiver entry for `folder` (YAML)."""
     pins = code_pins(folder)
-    lines = [f"    submission: {folder.name}", f"    sha256: {pins.get(entry, '<no ' + entry + '>')}", "    files:"]
-    lines += [f"      {rel}: {sha}" for rel, sha in sorted(pins.items())]
+    q = json.dumps  # a JSON string is a YAML scalar: a submitted file name cannot add keys or lines
+    lines = [f"    submission: {q(folder.name)}", f"    sha256: {q(pins.get(entry, '<no ' + entry + '>'))}", "    files:"]
+    lines += [f"      {q(rel)}: {q(sha)}" for rel, sha in sorted(pins.items())]
     return "\n".join(lines) + "\n"
 
 

@@ -83,6 +83,14 @@ def test_links_are_pinned_as_links_never_read(record, tmp_path):
     assert "train_gpt.py" in pin_text(record)
 
 
+def test_pinned_file_names_cannot_add_keys_to_the_entry(record):
+    (record / "a: b.py").write_text("x = 1\n")
+    (record / "x: 0\n    reason: injected\n    y.py").write_text("y = 1\n")
+    entry = yaml.safe_load("waivers:\n  - id: PG-NET-001\n" + pin_text(record))["waivers"][0]
+    assert set(entry) == {"id", "submission", "sha256", "files"}
+    assert entry["files"] == code_pins(record)
+
+
 def test_the_audited_set_when_the_audit_passes_it(tmp_path):
     rec = tmp_path / "2026-01-01_Rec"
     rec.mkdir()
