@@ -115,6 +115,18 @@ def test_dormant_path_switched_on_is_an_error(name, old, new, rule_id):
     assert roll_up(after) is Verdict.FAIL
 
 
+def test_environment_the_script_sets_itself_is_cited_at_its_line(tmp_path):
+    src = (FIXTURES / "prequant_adamw.py").read_text().replace('"PREQUANT_EPOCHS", "8"', '"PREQUANT_EPOCHS", "0"')
+    src = 'import os\n\nos.environ.setdefault("PREQUANT_EPOCHS", "6")\n' + src
+    rec = tmp_path / "2026-01-01_X"
+    rec.mkdir()
+    (rec / "train_gpt.py").write_text(src)
+    found = [f for f in audit_file(rec / "train_gpt.py").findings if f.rule_id == "PG-C3-002"]
+    assert found and found[0].data["state"] == "enabled"
+    assert [(s.location.path.rsplit("/", 1)[-1], s.location.line) for s in found[0].evidence
+            if s.location is not None and "PREQUANT_EPOCHS" in s.message] == [("train_gpt.py", 3)]
+
+
 def test_comment_in_audited_code_cannot_waive():
     src = (FIXTURES / "adapt_then_restore.py").read_text().replace("# expect: PG-C3-001", "# noqa  # pgolf: waive PG-C3-001")
     assert roll_up(audit_source(src, "x.py")) is Verdict.FAIL

@@ -230,4 +230,4 @@ def calls_in(v, through_attrs: bool = True):
             stack.extend(x[1])
 
 def has_call(v, names) -> bool:
-    return any((c.attr or (c.qual or "").rsplit(".", 1)[-1]) in names for c in calls_in(v))
+    return any(c.last in names for c in calls_in(v))

@@ -9,7 +9,7 @@ import re
 
 from audit.static.body_scan import has_call, names_read
 from audit.static.flow import MUTATORS, is_val, norm
-from audit.static.ir import Call
+from audit.static.ir import Call, value_nodes
 from audit.static.normalisation import token_comparison
 
 
@@ -153,15 +153,15 @@ FACTORIES = ("zeros", "ones", "empty", "full", "randn", "rand", "zeros_like", "o
 
 def fresh_free_tensor(c: Call) -> bool:
     """A new tensor that requires grad (a SLOT delta/bias), not `p.requires_grad_()` on a weight."""
-    last = c.attr or (c.qual or "").rsplit(".", 1)[-1]
+    last = c.last
     if c.kw_literals.get("requires_grad") is True and last in FACTORIES:
         return True
     if last == "requires_grad_" and c.recv is not None and c.recv[0] == "c":
         inner = c.recv[1]
-        return (inner.attr or (inner.qual or "").rsplit(".", 1)[-1]) in FACTORIES
+        return inner.last in FACTORIES
     if (c.qual or "").endswith(("nn.Parameter", "Parameter")) and c.args and c.args[0] is not None and c.args[0][0] == "c":
         inner = c.args[0][1]
-        return (inner.attr or (inner.qual or "").rsplit(".", 1)[-1]) in FACTORIES
+        return inner.last in FACTORIES
     return False
 
 
@@ -201,7 +201,7 @@ def hook_event(v, discarded: bool, labels):
         return None
     if c.attr == "remove" and not c.args and not c.kwargs:
         return "unhook", ()
-    name = (c.qual or "").rsplit(".", 1)[-1] if c.attr is None else c.attr
+    name = c.last
     if _NOT_A_FORWARD.match(name or "") or c.attr in MUTATORS:
         return None
     labs = set()
@@ -210,14 +210,5 @@ def hook_event(v, discarded: bool, labels):
     return ("fwd", labs) if is_val(norm(labs)) else None
 
 
-def _registers_hook(c) -> bool:
-    stack = [c]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, Call):
-            if x.attr in HOOK_REGISTER:
-                return True
-            stack.extend((*x.args, *x.kwargs.values(), x.recv))
-        elif isinstance(x, (list, tuple)):
-            stack.extend(x)
-    return False
+def _registers_hook(v) -> bool:
+    return any(x[0] == "c" and x[1].attr in HOOK_REGISTER for x in value_nodes(v))

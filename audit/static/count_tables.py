@@ -45,7 +45,7 @@ def _calls(v):
 
 
 def _last(c: Call) -> str:
-    return c.attr or (c.qual or "").rsplit(".", 1)[-1]
+    return c.last
 
 
 def _counts(value, assigns: dict) -> bool:

@@ -93,6 +93,14 @@ def _link_finding(path: str) -> Finding:
                    Location(path), (), "high", True)
 
 
+def _prescreen_finding(path: str, problem) -> Finding:
+    """What the pre-screen refused: code Python itself refuses does not run (not a program);
+    anything else only stalls the analysis (REVIEW)."""
+    if problem.python_refuses:
+        return _not_a_program(path, problem.message, problem.line)
+    return _parse_failure(path, problem.message, problem.line)
+
+
 def _not_a_program(path: str, problem: str, line: int = 1) -> Finding:
     return Finding("PG-PARSE-005", Severity.ERROR, f"{RULES['PG-PARSE-005'].message}: {problem}", "PARSE",
                    Location(path, line), (), "high")
@@ -117,7 +125,7 @@ def audit_source(text: str, path: str, folder: Path | None = None, evidence_fold
                                 Location(path, payload.line), (EvidenceStep(f"payload audited as {payload.origin}"),), "high"))
         problem = prescreen(payload.text)
         if problem is not None:
-            return findings + [_parse_failure(payload.origin, problem[0], problem[1])]
+            return findings + [_prescreen_finding(payload.origin, problem)]
         module, fail = _parse(payload.text, payload.origin)
         if fail is not None:
             return findings + [fail]
@@ -144,7 +152,7 @@ def audit_source(text: str, path: str, folder: Path | None = None, evidence_fold
             continue
         problem = prescreen(src.text)
         if problem is not None:
-            findings.append(_parse_failure(src.path, problem[0], problem[1]))
+            findings.append(_prescreen_finding(src.path, problem))
             continue
         hmod, fail = _parse(src.text, src.path)
         if fail is not None:
@@ -164,7 +172,7 @@ def audit_source(text: str, path: str, folder: Path | None = None, evidence_fold
     ev_folder = evidence_folder or folder
     evidence = collect_evidence(ev_folder, set(class_attrs)) if ev_folder is not None else None
     if evidence is not None:
-        program_environment(module, path, evidence)
+        program_environment(module, path, evidence, positions)
     functions = {q: f for ir in irs for q, f in ir.functions.items()}
     score = ScoreSinks(flow, list(functions.values()), evidence)
     defaults = FlagEval(class_attrs, constants, None, functions, flow.param_args)
@@ -204,8 +212,7 @@ def audit_file(path: Path, folder: Path | None = None) -> FileResult:
         return FileResult(str(path), findings, sha, lines, time.perf_counter() - t0)
     problem = prescreen(src.text)
     if problem is not None:
-        findings.append(_not_a_program(str(path), problem.message, problem.line) if problem.python_refuses
-                        else _parse_failure(str(path), problem.message, problem.line))
+        findings.append(_prescreen_finding(str(path), problem))
         return FileResult(str(path), findings, sha, lines, time.perf_counter() - t0)
     try:
         got = audit_source(src.text, str(path), folder)

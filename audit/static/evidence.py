@@ -207,28 +207,28 @@ def _val_as_train(command: str, path: str, line: int, ev: Evidence) -> None:
             ev.val_as_train.append((path, line, f"{var} names a validation-only dataset"))
 
 
-def program_environment(module: cst.Module, path: str, ev: Evidence) -> None:
+def program_environment(module: cst.Module, path: str, ev: Evidence, positions: dict) -> None:
     """Settings the entry script puts into its own environment before anything reads them:
     `os.environ.setdefault("K", "v")`, `os.environ["K"] = "v"`, and a loop over a dict literal
     (`for k, v in TINY.items(): os.environ.setdefault(k, v)`). They stand for environment
-    defaults (rank 5): any run script or log outranks them."""
+    defaults (rank 5): any run script or log outranks them. `positions`: id(statement) -> (line,
+    column), audit.static.positions."""
     literal_dicts: dict[str, dict] = {}
-    line = 0
     for stmt in module.body:
-        line += 1
+        line = positions.get(id(stmt), (1, 1))[0]
         if isinstance(stmt, cst.SimpleStatementLine):
             for small in stmt.body:
                 if isinstance(small, cst.Assign) and isinstance(small.value, cst.Dict) and len(small.targets) == 1 \
                         and isinstance(small.targets[0].target, cst.Name):
                     literal_dicts[small.targets[0].target.value] = _dict_literal(small.value)
                 for k, v in _environ_writes(small):
-                    ev.set_env(k, v, path, 0, 5)
+                    ev.set_env(k, v, path, positions.get(id(small), (line, 1))[0], 5)
         elif isinstance(stmt, cst.For) and isinstance(stmt.iter, cst.Call) and isinstance(stmt.iter.func, cst.Attribute) \
                 and stmt.iter.func.attr.value == "items" and isinstance(stmt.iter.func.value, cst.Name):
             values = literal_dicts.get(stmt.iter.func.value.value, {})
             if "environ" in cst.Module([]).code_for_node(stmt.body):
                 for k, v in values.items():
-                    ev.set_env(k, v, path, 0, 5)
+                    ev.set_env(k, v, path, line, 5)
 
 
 def _dict_literal(node: cst.Dict) -> dict:
@@ -241,9 +241,13 @@ def _dict_literal(node: cst.Dict) -> dict:
     return out
 
 
+_ENVIRON_WRITE = re.compile(r"""os\.environ\.setdefault\(\s*["'](\w+)["']\s*,\s*["']([^"']*)["']\s*\)"""
+                            r"""|os\.environ\[["'](\w+)["']\]\s*=\s*["']([^"']*)["']""")
+
+
 def _environ_writes(small) -> list[tuple[str, str]]:
     code = cst.Module([]).code_for_node(small) if isinstance(small, (cst.Expr, cst.Assign)) else ""
-    m = re.match(r"""os\.environ\.setdefault\(\s*["'](\w+)["']\s*,\s*["']([^"']*)["']\s*\)|os\.environ\[["'](\w+)["']\]\s*=\s*["']([^"']*)["']""", code)
+    m = _ENVIRON_WRITE.match(code)
     if not m:
         return []
     return [(m.group(1), m.group(2))] if m.group(1) else [(m.group(3), m.group(4))]

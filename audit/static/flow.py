@@ -309,7 +309,7 @@ class Flow:
 
     def call_labels(self, c: Call, fn: Function) -> set:
         q = c.qual or ""
-        last = c.attr or q.rsplit(".", 1)[-1]
+        last = c.last
         if q in STOP_CALLS or last in ("numel", "size", "dim", "element_size", "__len__"):
             for a in c.args:  # still evaluate for walrus/param side effects
                 self.L(a, fn)

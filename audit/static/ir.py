@@ -37,6 +37,11 @@ class Call:
     node: cst.Call
     kw_literals: dict = field(default_factory=dict)  # keyword -> literal python value when simple
 
+    @property
+    def last(self) -> str:
+        """The called name's last part: `softmax` for `F.softmax(...)` and for `x.softmax(...)`."""
+        return self.attr or (self.qual or "").rsplit(".", 1)[-1]
+
 
 @dataclass
 class Function:

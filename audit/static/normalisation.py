@@ -116,10 +116,10 @@ TILT_PARTITION = "<1 + q(e^b - 1)>"
 def _exp_minus_one(v) -> bool:
     """`exp(b) - 1` (or `b.exp() - 1.0`; constants are None in the IR), or `expm1(b)`."""
     if isinstance(v, tuple) and v and v[0] == "c":
-        return (v[1].attr or (v[1].qual or "").rsplit(".", 1)[-1]) == "expm1"
+        return v[1].last == "expm1"
     return (isinstance(v, tuple) and len(v) == 4 and v[0] == "b" and v[1] == "Subtract" and v[3] is None
             and isinstance(v[2], tuple) and v[2][0] == "c"
-            and (v[2][1].attr or (v[2][1].qual or "").rsplit(".", 1)[-1]) == "exp")
+            and v[2][1].last == "exp")
 
 
 def is_tilt_partition(v) -> bool:

@@ -54,6 +54,11 @@ class Program:
     def of(self, kind: str, label: str | None = None) -> list[tuple[int, Event]]:
         return [(i, e) for i, e in enumerate(self.events) if e.kind == kind and (label is None or label in e.labels)]
 
+    def reported_of(self, kind: str) -> list[Event]:
+        """Typed events (mix, nondist, cratio, tmask, select, ...) about validation tokens whose
+        value reaches the reported score: a diagnostic computation is not judged."""
+        return [e for _, e in self.of(kind, "val") if not e.info.get("unreported")]
+
     def val_updates(self):
         return self.of("update", "val")
 

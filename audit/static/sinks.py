@@ -158,7 +158,7 @@ def template_of(call: Call) -> Template | None:
 
 
 def _build(call: Call) -> Template | None:
-    name = call.attr or (call.qual or "").rsplit(".", 1)[-1]
+    name = call.last
     if not PRINTY.match(name) or not call.node.args:
         return None
     first = call.node.args[0].value

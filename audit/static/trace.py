@@ -396,7 +396,7 @@ class Tracer:
             for a in c.kwargs.values():
                 self.value(a, fn, out, line, loops, guards, nograd)
             self.call(c, fn, out, line, loops, guards, nograd)
-            last = c.attr or (c.qual or "").rsplit(".", 1)[-1]
+            last = c.last
             if last in STACKS and c.args and c.args[0] is not None and c.args[0][0] == "u":
                 parts = [norm(self.flow.L(p, fn)) for p in c.args[0][1]]
                 if nondist_components(parts):
@@ -429,8 +429,10 @@ class Tracer:
                     self._typed(out, "mix", rl | rr, fn, line, loops, guards, nograd)
                 elif ((target_only_term(left, right) and looks_scored(v[2])) or (target_only_term(right, left) and looks_scored(v[3]))):
                     self._typed(out, "tadj", rl | rr, fn, line, loops, guards, nograd)
-            elif v[1] == "Divide" and count_ratio(norm(self.flow.L(v[2], fn)), norm(self.flow.L(v[3], fn))):
-                self._typed(out, "cratio", self.flow.L(v[2], fn) | self.flow.L(v[3], fn), fn, line, loops, guards, nograd)
+            elif v[1] == "Divide":
+                rl, rr = self.flow.L(v[2], fn), self.flow.L(v[3], fn)
+                if count_ratio(norm(rl), norm(rr)):
+                    self._typed(out, "cratio", rl | rr, fn, line, loops, guards, nograd)
             elif v[1] == "Multiply":
                 for a, b in ((v[2], v[3]), (v[3], v[2])):
                     if comparison_operand(b, fn) and "tprob" in norm(self.flow.L(a, fn)):
@@ -447,7 +449,7 @@ class Tracer:
     def call(self, c: Call, fn, out, line, loops, guards, nograd) -> None:
         flow = self.flow
         q = c.qual or ""
-        last = c.attr or q.rsplit(".", 1)[-1]
+        last = c.last
         ev = lambda kind, labels, **info: out.append(Event(kind, frozenset(labels), fn.path, line, fn.qual, loops, guards, nograd, info=info))  # noqa: E731
         if c.attr == "backward" and c.recv is not None:
             ev("update", flow.L(c.recv, fn), via=".backward()")

@@ -62,6 +62,22 @@ main(a, b)
             prog.emit(self, e, message="oracle selection: the per-token loss is a minimum over several models or passes")
 
 
+# a one-token tilt renormalised by its exact partition, written two ways (VALID examples)
+_TILT = """
+def main(model, hints, beta):
+    nll_sum = 0.0
+    for i in range(0, 1000, 100):
+        chunk = val_tokens[i:i + 101]
+        x, y = chunk[:-1], chunk[1:]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(x), -1)
+            p_hint = logp.gather(-1, hints[i:i + 100]).exp()
+            {score}
+            nll_sum += nll.sum()
+main(m, h, 0.5)
+"""
+
+
 class UnnormalizedMixture(Rule):
     """C2 (full normalized distribution): only the target's probability is blended with a
     target-keyed estimate (an n-gram count ratio); the mixture is never renormalized over the
@@ -108,40 +124,17 @@ def main(model, hints, beta):
             nll_sum += nll.sum()
 main(m, h, 0.5)
 """, 11)]
-    VALID += [_HEAD + """
-def main(model, hints, beta):
-    nll_sum = 0.0
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        with torch.no_grad():
-            logp = torch.log_softmax(model(x), -1)
-            p_hint = logp.gather(-1, hints[i:i + 100]).exp()
-            log_z = torch.log1p((torch.exp(beta) - 1) * p_hint)
-            nll = -logp.gather(-1, y) - beta * (y == hints[i:i + 100]).float() + log_z
-            nll_sum += nll.sum()
-main(m, h, 0.5)
-""", _HEAD + """
-def main(model, hints, beta):
-    nll_sum = 0.0
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        with torch.no_grad():
-            logp = torch.log_softmax(model(x), -1)
-            p_hint = logp.gather(-1, hints[i:i + 100]).exp()
-            Z = 1.0 + p_hint * (beta.exp() - 1.0)
-            nll = -logp.gather(-1, y) + Z.log() - beta * (y == hints[i:i + 100]).float()
-            nll_sum += nll.sum()
-main(m, h, 0.5)
-"""]
+    VALID += [_HEAD + _TILT.format(score=score) for score in (
+        "log_z = torch.log1p((torch.exp(beta) - 1) * p_hint)\n"
+        "            nll = -logp.gather(-1, y) - beta * (y == hints[i:i + 100]).float() + log_z",
+        "Z = 1.0 + p_hint * (beta.exp() - 1.0)\n"
+        "            nll = -logp.gather(-1, y) + Z.log() - beta * (y == hints[i:i + 100]).float()")]
 
     def check(self, prog: Program) -> None:
-        for _, e in prog.of("mix", "val"):
-            if not e.info.get("unreported"):
-                prog.emit(self, e)
-        for _, e in prog.of("tadj", "val"):
-            if not e.info.get("unreported") and not _has_normalizer(prog, e):
+        for e in prog.reported_of("mix"):
+            prog.emit(self, e)
+        for e in prog.reported_of("tadj"):
+            if not _has_normalizer(prog, e):
                 prog.emit(self, e, message="unnormalized adjustment: only the target's score is moved by a term "
                                            "computed from the target, with no normalizer over the vocabulary")
 
@@ -222,9 +215,8 @@ class NonDistributionComponent(Rule):
     """, "model, counts", "main(m, c)"))]
 
     def check(self, prog: Program) -> None:
-        for _, e in prog.of("nondist", "val"):
-            if not e.info.get("unreported"):
-                prog.emit(self, e)
+        for e in prog.reported_of("nondist"):
+            prog.emit(self, e)
 
 
 _COUNT_RATIO = """
@@ -257,9 +249,8 @@ class UnnormalisedCountRatio(Rule):
     INVALID = [marked(scored_chunks(_COUNT_RATIO.format(den="ctx[h].float()"), "model, pair, ctx, vocab", "main(m, p, c, v)"))]
 
     def check(self, prog: Program) -> None:
-        for _, e in prog.of("cratio", "val"):
-            if not e.info.get("unreported"):
-                prog.emit(self, e)
+        for e in prog.reported_of("cratio"):
+            prog.emit(self, e)
 
 
 class TargetGatedScore(Rule):
@@ -287,9 +278,8 @@ class TargetGatedScore(Rule):
     """, "model, stored", "main(m, s)"))]
 
     def check(self, prog: Program) -> None:
-        for _, e in prog.of("tmask", "val"):
-            if not e.info.get("unreported"):
-                prog.emit(self, e)
+        for e in prog.reported_of("tmask"):
+            prog.emit(self, e)
 
 
 class TargetDependentSelection(Rule):
@@ -322,9 +312,7 @@ class TargetDependentSelection(Rule):
     """, "model, cache", "main(m, c)"))]
 
     def check(self, prog: Program) -> None:
-        for _, e in prog.of("select", "val"):
-            if e.info.get("unreported"):
-                continue
+        for e in prog.reported_of("select"):
             if e.info.get("per_token"):
                 prog.emit(self, e)
             else:  # a whole configuration (weights, temperature) picked by its validation score
