@@ -340,3 +340,40 @@ def test_prune_removes_containers_of_dead_harnesses(pinned, client, capsys):
                 c.remove(force=True)
             except Exception:  # noqa: BLE001 - already removed by the prune
                 pass
+
+
+SHAPE_SHIFTER = textwrap.dedent(
+    """
+    import os, shutil
+    shutil.rmtree("ckpt")              # a folder becomes a file
+    open("ckpt", "w").write("now a file")
+    os.remove("notes.txt")             # a file becomes a folder
+    os.mkdir("notes.txt")
+    open("notes.txt/part0", "w").write("p0")
+    print("reshaped", flush=True)
+    """
+)
+
+
+def test_a_run_that_turns_files_into_folders_is_collected_and_its_mount_released(pinned, tmp_path):
+    from harness.runners.workdir import loop_unavailable
+
+    if loop_unavailable():
+        _require(f"no loop-mounted work folder: {loop_unavailable()}")
+    record = tmp_path / "record"
+    (record / "ckpt").mkdir(parents=True)
+    (record / "ckpt" / "old.pt").write_bytes(b"old")
+    (record / "notes.txt").write_text("notes")
+    (record / "train_gpt.py").write_text(SHAPE_SHIFTER)
+    work = tmp_path / "seed_5"
+    spec = RunSpec(record_dir=record, workdir=work, seed=5, env={"SEED": "5"}, timeout_s=120,
+                   argv=("python", "train_gpt.py"))
+    runner = make_runner("docker", work_size="64m")
+    handle = runner.start(runner.prepare(spec))
+    assert os.path.ismount(handle.prepared.bound.mountpoint)
+    outcome = runner.collect(handle)
+    assert outcome.exit_code == 0 and [ln.text for ln in outcome.lines] == ["reshaped"]
+    assert (work / "ckpt").read_text() == "now a file"
+    assert (work / "notes.txt" / "part0").read_text() == "p0"
+    assert {"ckpt", "notes.txt/part0"} <= set(outcome.details["files_written"])
+    assert not os.path.ismount(tmp_path / ".seed_5.bound") and not (tmp_path / ".seed_5.img").exists()

@@ -323,16 +323,19 @@ class DockerRunner(Runner):
                 prepared.watch.stop()
         spec = prepared.spec
         work = prepared.mounted_work
-        after = snapshot(work)
-        changed = sorted(p for p, st in after.items() if prepared.before.get(p) != st)
         bound_usage = None
         links_written: list[str] = []
-        if prepared.bound:
-            bound_usage = prepared.bound.usage()
-            # What the run wrote comes back to the work folder: files and folders, never links.
-            links_written = [s.rel for s in copy_tree(work, Path(spec.workdir).resolve(), max_bytes=None,
-                                                      only=set(changed)) if s.kind == "link"]
-            prepared.bound.release()
+        try:
+            after = snapshot(work)
+            changed = sorted(p for p, st in after.items() if prepared.before.get(p) != st)
+            if prepared.bound:
+                bound_usage = prepared.bound.usage()
+                # What the run wrote comes back to the work folder: files and folders, never links.
+                links_written = [s.rel for s in copy_tree(work, Path(spec.workdir).resolve(), max_bytes=None,
+                                                          only=set(changed)) if s.kind == "link"]
+        finally:  # whatever the copy-back met, the loop mount and its image go
+            if prepared.bound:
+                prepared.bound.release()
         kw = prepared.create_kwargs
         handle.collected = RunOutcome(
             seed=spec.seed, exit_code=handle.exit_code, timed_out=handle.stop_reason == "timeout",

@@ -92,7 +92,10 @@ def copy_tree(src: Path, dst: Path, max_bytes: int | None = MAX_RECORD_BYTES,
                     dirs.remove(name)
             elif stat.S_ISDIR(st.st_mode):
                 if only is None or any(o == rel or o.startswith(rel + "/") for o in only):
-                    (dst / rel).mkdir(exist_ok=True)
+                    d = dst / rel
+                    if d.is_symlink() or (d.exists() and not d.is_dir()):
+                        clear(d)  # the run made a file (or link) a folder
+                    d.mkdir(exist_ok=True)
                 else:
                     dirs.remove(name)
             elif stat.S_ISREG(st.st_mode):
@@ -104,7 +107,7 @@ def copy_tree(src: Path, dst: Path, max_bytes: int | None = MAX_RECORD_BYTES,
                                      "(code and logs), refusing to copy it for every seed", str(src))
                 d = dst / rel
                 if d.exists() or d.is_symlink():
-                    d.unlink()
+                    clear(d)  # a file, a link, or a folder the run made a file
                 try:
                     _copy_file(s, d, st.st_mode)
                 except OSError:
