@@ -137,7 +137,8 @@ class LocalHandle:
     timed_out: bool = False
     drained: bool = False
     exit_code: int | None = None
-    leftovers_killed: list[int] = field(default_factory=list)
+    leftovers_killed: list[int] = field(default_factory=list)  # pids (the namespace's init lists at most 200)
+    leftover_count: int = 0  # how many there were
     known: dict[int, int] = field(default_factory=dict)  # sweep mode: pid -> start ticks of every descendant seen
     last_poll: float = 0.0
     exited_at: float | None = None  # when stream() saw the main process gone with the output still open
@@ -303,10 +304,13 @@ class LocalRunner(Runner):
         namespace they died with its init, which listed them; otherwise they are killed here."""
         handle.reaped = True
         if handle.init_report is not None:
-            handle.leftovers_killed = [p["pid"] for p in handle.init_report.get("leftovers", [])]
+            listed = handle.init_report.get("leftovers", [])
+            handle.leftovers_killed = [p["pid"] for p in listed]
+            handle.leftover_count = max(handle.leftover_count, int(handle.init_report.get("leftover_count", len(listed))))
         left = self.members(handle)
         if left:
             handle.leftovers_killed = sorted(set(handle.leftovers_killed) | set(left))
+            handle.leftover_count = max(handle.leftover_count, len(handle.leftovers_killed))
             if handle.group.cgroup:
                 handle.group.kill()
             proctable.signal_all(left, signal.SIGKILL)
@@ -382,6 +386,7 @@ class LocalRunner(Runner):
                 "written": written,
                 "pgid": handle.proc.pid,
                 "leftovers_killed": handle.leftovers_killed,
+                "leftovers_count": handle.leftover_count,
                 "stopped_at_s": handle.stopped_at,
                 "signals": handle.signals,
                 "timeout_s": spec.spec.timeout_s,
