@@ -377,3 +377,40 @@ def test_a_run_that_turns_files_into_folders_is_collected_and_its_mount_released
     assert (work / "notes.txt" / "part0").read_text() == "p0"
     assert {"ckpt", "notes.txt/part0"} <= set(outcome.details["files_written"])
     assert not os.path.ismount(tmp_path / ".seed_5.bound") and not (tmp_path / ".seed_5.img").exists()
+
+
+@pytest.mark.parametrize("gpus", ["two", "0", -1, "1.5"])
+def test_a_bad_gpu_count_is_refused_when_the_runner_is_made(gpus):
+    with pytest.raises(InputError, match="gpus must be 'all' or a count"):
+        make_runner("docker", gpus=gpus)
+    assert make_runner("docker", gpus="2").gpu_count == 2 and make_runner("docker", gpus="all").gpu_count == -1
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_prepare_that_fails_after_mounting_releases_the_mount_and_the_watch(pinned, tmp_path, monkeypatch):
+    """A failure late in prepare (here the import of reference_impl, which prepare mounts on
+    request) must not leave the loop-mounted work folder or its image behind, nor a descriptor."""
+    import sys
+
+    from harness.runners.workdir import loop_unavailable
+
+    if loop_unavailable():
+        _require(f"no loop-mounted work folder: {loop_unavailable()}")
+    record, data = tmp_path / "record", tmp_path / "data"
+    record.mkdir()
+    data.mkdir()
+    (record / "train_gpt.py").write_text("print('never')\n")
+    spec = RunSpec(record_dir=record, workdir=tmp_path / "w", seed=1, env={"DATA_PATH": str(data)}, data_dir=data)
+    runner = make_runner("docker", work_size="16m", share_reference_impl=True)
+    runner._release(runner.prepare(spec))  # once, so that lazily opened descriptors (the engine's connection) are open
+    monkeypatch.setitem(sys.modules, "reference_impl", None)  # `import reference_impl` now raises ImportError
+    fds = _open_fds()
+    sockets = set(Path("/tmp").glob(f"pgolf-audit-{os.getpid()}-*"))
+    with pytest.raises(ImportError):
+        runner.prepare(spec)
+    assert not os.path.ismount(tmp_path / ".w.bound") and not (tmp_path / ".w.img").exists()
+    assert set(Path("/tmp").glob(f"pgolf-audit-{os.getpid()}-*")) <= sockets
+    assert _open_fds() <= fds

@@ -70,6 +70,26 @@ def read_only_inputs(spec: RunSpec, workdir: Path) -> list[Path]:
     return chosen
 
 
+def gpu_count(gpus: str | int | None) -> int | None:
+    """The Docker device request's count for `gpus`: None (no GPU), -1 ("all"), or a count >= 1.
+    Checked when the runner is made, so a bad value is a clear error before anything is copied.
+
+    >>> gpu_count("all"), gpu_count("2"), gpu_count(None)
+    (-1, 2, None)
+    """
+    if not gpus:
+        return None
+    if gpus == "all":
+        return -1
+    try:
+        count = int(gpus)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1:
+        raise InputError(f"gpus must be 'all' or a count of at least 1, not {gpus!r}")
+    return count
+
+
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
     os.chown(root, uid, gid)
     for dirpath, dirs, names in os.walk(root):
@@ -135,6 +155,7 @@ class DockerRunner(Runner):
                  share_reference_impl: bool = False, watch_data: bool = True, client: Any = None):
         self.image = image
         self.gpus = gpus
+        self.gpu_count = gpu_count(gpus)
         self.mem_limit = int(_host_memory_bytes() * 0.9) if mem_limit == "auto" else mem_limit
         self.pids_limit = pids_limit
         self.work_size = parse_size(work_size) if work_size is not None else None
@@ -176,47 +197,53 @@ class DockerRunner(Runner):
         uid, gid = (SANDBOX_UID, SANDBOX_UID) if os.getuid() == 0 else (os.getuid(), os.getgid())
         bound, bound_why = self._bound_workdir(workdir, (uid, gid))
         work = bound.mountpoint if bound else workdir
-        if os.getuid() == 0:  # never run the submission as root: hand the copy to the sandbox user
-            _chown_tree(work, uid, gid)
-
-        mounts = [Mount(target=str(workdir), source=str(work), type="bind", read_only=False)]
-        for path in read_only_inputs(spec, workdir):
-            mounts.append(Mount(target=str(path), source=str(path), type="bind", read_only=True))
-        env = dict(spec.env)
-        if self.share_reference_impl:
-            import reference_impl
-
-            pkg = Path(reference_impl.__file__).resolve().parent
-            mounts.append(Mount(target="/opt/pgolf/lib/reference_impl", source=str(pkg), type="bind", read_only=True))
-            env["PYTHONPATH"] = "/opt/pgolf/lib" + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         watch = None
-        if self.watch_data:
-            watch = DataWatch(data_roots(spec.data_dir, spec.env), work, for_uid=uid)
-            if watch.listener is not None:
-                env = with_hook_env(env, watch.env(inside_container=True))
-                mounts.append(Mount(target=CONTAINER_HOOK_DIR, source=str(HOOK_DIR), type="bind", read_only=True))
-                mounts.append(Mount(target=CONTAINER_SOCKET_DIR, source=str(watch.listener.dir), type="bind",
-                                    read_only=True))
+        try:  # from here on a mount and a watch are held: any failure releases both
+            if os.getuid() == 0:  # never run the submission as root: hand the copy to the sandbox user
+                _chown_tree(work, uid, gid)
 
-        kwargs: dict[str, Any] = dict(
-            image=image_id, command=spec.command(), working_dir=str(workdir), environment=env,
-            user=f"{uid}:{gid}", network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
-            read_only=True, tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.tmp_size},mode=1777"},
-            pids_limit=self.pids_limit, mem_limit=self.mem_limit, memswap_limit=self.mem_limit,
-            shm_size=self.shm_size, init=True, mounts=mounts, hostname="pgolf-run",
-            extra_hosts={"pgolf-run": "127.0.0.1"},  # torchrun resolves its own hostname; no DNS here
-            log_config=LogConfig(type="none"),  # output is read from the attach stream; the engine keeps none
-            name=f"pgolf-run-{spec.seed}-{os.getpid()}-{time.monotonic_ns() % 10**9}",
-            labels={RUN_LABEL: "1", "org.pgolf.seed": str(spec.seed), "org.pgolf.record": str(spec.record_dir),
-                    "org.pgolf.image-tag": image, "org.pgolf.harness-pid": str(os.getpid())},
-        )
-        if self.gpus:
-            count = -1 if self.gpus == "all" else int(self.gpus)
-            kwargs["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
-            # NVIDIA's advice for PyTorch containers: pinned memory must not hit a memlock limit.
-            kwargs["ulimits"] = [Ulimit(name="memlock", soft=-1, hard=-1), Ulimit(name="stack", soft=67108864, hard=67108864)]
-        return DockerPrepared(spec=spec, create_kwargs=kwargs, before=snapshot(work), image_id=image_id,
-                              skipped=skipped, bound=bound, bound_why=bound_why, watch=watch)
+            mounts = [Mount(target=str(workdir), source=str(work), type="bind", read_only=False)]
+            for path in read_only_inputs(spec, workdir):
+                mounts.append(Mount(target=str(path), source=str(path), type="bind", read_only=True))
+            env = dict(spec.env)
+            if self.share_reference_impl:
+                import reference_impl
+
+                pkg = Path(reference_impl.__file__).resolve().parent
+                mounts.append(Mount(target="/opt/pgolf/lib/reference_impl", source=str(pkg), type="bind", read_only=True))
+                env["PYTHONPATH"] = "/opt/pgolf/lib" + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+            if self.watch_data:
+                watch = DataWatch(data_roots(spec.data_dir, spec.env), work, for_uid=uid)
+                if watch.listener is not None:
+                    env = with_hook_env(env, watch.env(inside_container=True))
+                    mounts.append(Mount(target=CONTAINER_HOOK_DIR, source=str(HOOK_DIR), type="bind", read_only=True))
+                    mounts.append(Mount(target=CONTAINER_SOCKET_DIR, source=str(watch.listener.dir), type="bind",
+                                        read_only=True))
+
+            kwargs: dict[str, Any] = dict(
+                image=image_id, command=spec.command(), working_dir=str(workdir), environment=env,
+                user=f"{uid}:{gid}", network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+                read_only=True, tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.tmp_size},mode=1777"},
+                pids_limit=self.pids_limit, mem_limit=self.mem_limit, memswap_limit=self.mem_limit,
+                shm_size=self.shm_size, init=True, mounts=mounts, hostname="pgolf-run",
+                extra_hosts={"pgolf-run": "127.0.0.1"},  # torchrun resolves its own hostname; no DNS here
+                log_config=LogConfig(type="none"),  # output is read from the attach stream; the engine keeps none
+                name=f"pgolf-run-{spec.seed}-{os.getpid()}-{time.monotonic_ns() % 10**9}",
+                labels={RUN_LABEL: "1", "org.pgolf.seed": str(spec.seed), "org.pgolf.record": str(spec.record_dir),
+                        "org.pgolf.image-tag": image, "org.pgolf.harness-pid": str(os.getpid())},
+            )
+            if self.gpu_count:
+                kwargs["device_requests"] = [DeviceRequest(count=self.gpu_count, capabilities=[["gpu"]])]
+                # NVIDIA's advice for PyTorch containers: pinned memory must not hit a memlock limit.
+                kwargs["ulimits"] = [Ulimit(name="memlock", soft=-1, hard=-1), Ulimit(name="stack", soft=67108864, hard=67108864)]
+            return DockerPrepared(spec=spec, create_kwargs=kwargs, before=snapshot(work), image_id=image_id,
+                                  skipped=skipped, bound=bound, bound_why=bound_why, watch=watch)
+        except BaseException:
+            if watch is not None:
+                watch.stop()
+            if bound is not None:
+                bound.release()
+            raise
 
     def _bound_workdir(self, workdir: Path, owner: tuple[int, int]) -> tuple[LoopBound | None, str | None]:
         """Move the fresh copy onto a size-bounded filesystem; (None, why) where that cannot be."""
@@ -233,6 +260,9 @@ class DockerRunner(Runner):
         except OSError as e:
             bound.release()
             return None, str(e)
+        except BaseException:
+            bound.release()
+            raise
         return bound, None
 
     def start(self, prepared: DockerPrepared) -> DockerHandle:
