@@ -378,7 +378,11 @@ class DataWatch:
                 self.log.data_event("hook", kind, os.path.basename(path), now)
 
     def stop(self) -> None:
-        """Stop after draining what is queued (call once the run has ended)."""
+        """Stop after draining what is queued (call once the run has ended). Idempotent: a
+        second call (a collect retried after a failed one) finds nothing open and does nothing;
+        the record (`log`, `summary`) stays."""
+        if self._stop_w < 0:
+            return
         if self._thread is not None:
             time.sleep(0.05)  # events of the run's last moments are already queued; let them land
             os.write(self._stop_w, b"x")
@@ -388,14 +392,17 @@ class DataWatch:
         if self.inotify:  # anything still queued
             self._kernel(now)
             self.inotify.close()
+            self.inotify = None
         if self.listener:
             self._hook(now)
             self.listener.close()
+            self.listener = None
         for fd in (self._stop_r, self._stop_w):
             try:
                 os.close(fd)
             except OSError:
                 pass
+        self._stop_r = self._stop_w = -1
 
     def summary(self) -> dict[str, Any]:
         return {"channels": self.channels, "roots": [str(r) for r in self.roots], **self.log.summary()}
