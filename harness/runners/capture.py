@@ -29,7 +29,7 @@ from array import array
 from pathlib import Path
 from typing import Iterator, Sequence, overload
 
-from harness.runners.base import StampedLine
+from harness.runners.base import RunSpec, StampedLine
 
 MAX_LINE_BYTES = 16 * 1024  # upstream's longest log line is 1.5 kB
 MAX_LINES = 200_000  # upstream's longest log has under 5,000 lines
@@ -233,7 +233,7 @@ class Capture:
             else:
                 for raw, cut in self._split[stream].feed(chunk):
                     log.add(t, stream, raw, cut)
-            log.flush()
+            # No flush here: the log writes in 64 kB batches, and reading a line flushes first.
             self.changed.notify_all()
 
     def end(self, stream: str, t: float) -> None:
@@ -242,7 +242,6 @@ class Capture:
             if rest is not None:
                 self.lines.add(t, stream, *rest)
             self.open_streams.discard(stream)
-            self.lines.flush()
             self.changed.notify_all()
 
     def take(self, timeout: float) -> StampedLine | None:
@@ -263,6 +262,13 @@ class Capture:
     def done(self) -> bool:
         """Every stream ended and every line taken."""
         return not self.open_streams and self.taken >= len(self.lines)
+
+
+def capture_path(spec: RunSpec) -> Path:
+    """Where a run's stamped output is kept: beside its work folder, never inside (the run could
+    rewrite it there, and a container mounts the work folder)."""
+    wd = Path(spec.workdir)
+    return wd.with_name(f"{wd.name}.output.tsv")
 
 
 def pump(fds: dict[int, str], t0: float, capture: Capture) -> None:

@@ -33,9 +33,9 @@ from typing import Any, Iterator
 
 from harness.errors import InputError
 from harness.runners.base import RunOutcome, Runner, RunSpec, StampedLine
-from harness.runners.capture import Capture
-from harness.runners.dataaccess import CONTAINER_HOOK_DIR, CONTAINER_SOCKET_DIR, HOOK_DIR, DataWatch, data_roots
-from harness.runners.local import capture_path, with_hook_env
+from harness.runners.capture import Capture, capture_path
+from harness.runners.dataaccess import (CONTAINER_HOOK_DIR, CONTAINER_SOCKET_DIR, HOOK_DIR, DataWatch, data_roots,
+                                        with_hook_env)
 # The same fresh copy and the same before/after file snapshot as a local run.
 from harness.runners.workdir import LoopBound, Skipped, copy_record, copy_tree, loop_unavailable, parse_size, snapshot
 

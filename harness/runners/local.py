@@ -41,9 +41,10 @@ from typing import Any, Iterator
 
 from harness.runners import proctable
 from harness.runners.base import RunOutcome, RunSpec, Runner, StampedLine
-from harness.runners.capture import Capture, pump
+# capture_path and with_hook_env were defined here; imported from here too.
+from harness.runners.capture import Capture, capture_path, pump  # noqa: F401
 from harness.runners.confine import Group
-from harness.runners.dataaccess import DataWatch, data_roots
+from harness.runners.dataaccess import DataWatch, data_roots, with_hook_env  # noqa: F401
 # copy_record and snapshot were defined here; they live in `workdir` now (imported from here too).
 from harness.runners.workdir import Skipped, copy_record, snapshot  # noqa: F401
 
@@ -85,21 +86,6 @@ def child_env(spec_env: dict[str, str], base: dict[str, str] | None = None) -> d
     env.update(ENV_ADDITIONS)
     env.update(spec_env)
     return env
-
-
-def with_hook_env(env: dict[str, str], hook_env: dict[str, str]) -> dict[str, str]:
-    """`env` plus the audit hook's variables; the hook's folder goes first on PYTHONPATH."""
-    out = dict(env)
-    for k, v in hook_env.items():
-        out[k] = v + os.pathsep + out[k] if k == "PYTHONPATH" and out.get(k) else v
-    return out
-
-
-def capture_path(spec: RunSpec) -> Path:
-    """Where a run's stamped output is kept: beside its work folder, never inside (the run could
-    rewrite it there, and a container mounts the work folder)."""
-    wd = Path(spec.workdir)
-    return wd.with_name(f"{wd.name}.output.tsv")
 
 
 def _user() -> str:
