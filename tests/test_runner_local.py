@@ -323,3 +323,23 @@ def test_a_run_that_leaves_hundreds_of_processes_ends_when_it_exits_not_at_its_d
 
     counted = [f for f in judge_run(outcome, "log") if f.rule_id == "PG-RUN-006"]
     assert len(counted) == 1 and counted[0].data["count"] == 700, counted
+
+
+def test_stamped_rows_have_one_format_for_every_writer_and_reader(tmp_path):
+    from harness.runners.base import StampedLine
+    from harness.runners.capture import OutputLog
+    from harness.runners.slurm_journal import journal_line, read_journal
+
+    lines = [StampedLine(0.1234567, "step:1/10\ttab kept"), StampedLine(2.0, "warn", "stderr")]
+    assert [StampedLine.from_tsv(ln.tsv()) for ln in lines] == [StampedLine(0.123457, "step:1/10\ttab kept"), lines[1]]
+    with pytest.raises(ValueError, match="not a stamped line"):
+        StampedLine.from_tsv("no tabs here\n")
+    log = OutputLog(tmp_path / "out.tsv")
+    for ln in lines:
+        log.add(ln.t, ln.stream, ln.text.encode())
+    log.close()
+    assert (tmp_path / "out.tsv").read_text() == "".join(ln.tsv() for ln in lines)
+    assert list(log) == lines == log[:]  # the exact stamps, from memory
+    (tmp_path / "journal.tsv").write_text("#start\t100.5\t-\tjob1\n" + "".join(journal_line(ln) for ln in lines))
+    j = read_journal(tmp_path / "journal.tsv")
+    assert j.start_unix == 100.5 and j.job_id == "job1" and [ln.text for ln in j.lines] == [ln.text for ln in lines]

@@ -41,7 +41,7 @@ def utc_iso(t: float) -> str:
 
 
 def journal_line(ln: StampedLine) -> str:
-    return f"{ln.t:.6f}\t{ln.stream}\t{ln.text}\n"
+    return ln.tsv()
 
 
 @dataclass
@@ -69,15 +69,15 @@ def read_journal(path: Path, into: Journal | None = None, max_bytes: int = 64 <<
         return j
     j.offset += end + 1
     for raw in data[: end + 1].decode("utf-8", "replace").splitlines():
-        parts = raw.split("\t", 3) if raw.startswith(HEADER) else raw.split("\t", 2)
-        if parts[0] == HEADER and len(parts) >= 2:
+        if raw.startswith(HEADER + "\t"):
+            parts = raw.split("\t", 3)
             j.start_unix = float(parts[1])
             j.job_id = parts[3] if len(parts) > 3 else None
-        elif len(parts) == 3:
-            try:
-                j.lines.append(StampedLine(float(parts[0]), parts[2], parts[1]))
-            except ValueError:
-                continue
+            continue
+        try:
+            j.lines.append(StampedLine.from_tsv(raw))
+        except ValueError:
+            continue
     return j
 
 
