@@ -37,7 +37,8 @@ from harness.runners.capture import Capture, capture_path
 from harness.runners.dataaccess import (CONTAINER_HOOK_DIR, CONTAINER_SOCKET_DIR, HOOK_DIR, DataWatch, data_roots,
                                         with_hook_env)
 # The same fresh copy and the same before/after file snapshot as a local run.
-from harness.runners.workdir import LoopBound, Skipped, copy_record, copy_tree, loop_unavailable, parse_size, snapshot
+from harness.runners.workdir import (LoopBound, Skipped, copy_record, copy_tree, loop_unavailable, parse_size,  # noqa: F401
+                                     read_only_inputs, snapshot)  # read_only_inputs was defined here
 
 RUN_LABEL = "org.pgolf.run"
 SANDBOX_UID = 10001  # the image's `pgolf` user; used when the harness itself runs as root
@@ -51,23 +52,6 @@ def _host_memory_bytes() -> int:
             if line.startswith("MemTotal:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-def read_only_inputs(spec: RunSpec, workdir: Path) -> list[Path]:
-    """What to mount read-only: the data folder, plus DATA_PATH and TOKENIZER_PATH where they
-    lie outside it (a tokenizer file often sits beside, not inside, the dataset folder)."""
-    candidates = [spec.data_dir] if spec.data_dir is not None else []
-    for key in ("DATA_PATH", "TOKENIZER_PATH"):
-        value = spec.env.get(key)
-        if value and os.path.isabs(value) and os.path.exists(value):
-            candidates.append(Path(value))
-    chosen: list[Path] = []
-    for path in sorted({Path(c).resolve() for c in candidates}, key=lambda p: len(p.parts)):
-        if path == workdir or workdir in path.parents:
-            continue  # already inside the writable work directory
-        if not any(path == c or c in path.parents for c in chosen):
-            chosen.append(path)
-    return chosen
 
 
 def gpu_count(gpus: str | int | None) -> int | None:

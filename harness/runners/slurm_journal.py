@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from harness.runners.base import RunOutcome, RunSpec, Runner, StampedLine
+from harness.runners.workdir import snapshot
 
 HEADER = "#start"
 WATCH_EVERY_S = 1.0
@@ -183,24 +184,16 @@ class ReplayRunner(Runner):
 
 
 def files_written(workdir: Path, record_dir: Path) -> tuple[dict[str, int], list[str]]:
-    """Sizes of every file in a work directory, and those that differ from the record's (by size
-    or absence): what a run wrote, for a job that ended before it could say so itself. Symbolic
-    links are listed, never followed."""
-    files: dict[str, int] = {}
+    """Sizes of every file in a work directory (`workdir.snapshot`: links listed, never
+    followed), and those that differ from the record's (by size or absence): what a run wrote,
+    for a job that ended before it could say so itself."""
+    files = {rel: size for rel, (size, _mtime) in snapshot(workdir).items()}
     written: list[str] = []
-    for root, dirs, names in os.walk(workdir):
-        for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            p = os.path.join(root, name)
-            rel = os.path.relpath(p, workdir)
-            try:
-                size = os.lstat(p).st_size
-            except OSError:
-                continue
-            files[rel] = size
-            try:
-                same = os.lstat(os.path.join(record_dir, rel)).st_size == size
-            except OSError:
-                same = False
-            if not same:
-                written.append(rel)
+    for rel, size in files.items():
+        try:
+            same = os.lstat(os.path.join(record_dir, rel)).st_size == size
+        except OSError:
+            same = False
+        if not same:
+            written.append(rel)
     return files, sorted(written)
