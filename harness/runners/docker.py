@@ -165,11 +165,9 @@ class DockerRunner(Runner):
         import docker
         from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
 
-        image = self.image
-        if image is None:
-            from harness.containers import pinned_image
+        from harness.containers import default_image
 
-            image = pinned_image("gpu" if self.gpus else "cpu")
+        image = default_image(self.image, self.gpus)
         try:
             image_id = self.client.images.get(image).id
         except docker.errors.ImageNotFound:
@@ -397,20 +395,21 @@ class DockerRunner(Runner):
 def unavailable(image: str | None = None, gpus: str | int | None = None, client: Any = None) -> str | None:
     """Why the Docker runner cannot run here (no engine answers, or the image it would run is not
     built), or None when it can."""
-    from harness.containers import pinned_image
+    from harness.containers import default_image, docker_client, image_present
 
-    tag = image or pinned_image("gpu" if gpus else "cpu")
+    tag = default_image(image, gpus)
     try:
         if client is None:
-            import docker
-
-            client = docker.from_env(timeout=10)
-        client.ping()
+            client = docker_client(timeout=10)  # pings
+        else:
+            client.ping()
     except Exception as e:  # noqa: BLE001 - any failure means "no engine reachable"
         return f"no Docker engine answers ({type(e).__name__})"
     try:
-        client.images.get(tag)
-    except Exception:  # noqa: BLE001 - absent (ImageNotFound) or unreadable
+        present = image_present(client, tag)
+    except Exception:  # noqa: BLE001 - an engine that cannot list images cannot run one
+        present = False
+    if not present:
         return f"the image {tag} is not built (`pgolf containers build {'--gpu' if gpus else '--cpu'}`)"
     return None
 
