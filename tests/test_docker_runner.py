@@ -414,3 +414,9 @@ def test_a_prepare_that_fails_after_mounting_releases_the_mount_and_the_watch(pi
     assert not os.path.ismount(tmp_path / ".w.bound") and not (tmp_path / ".w.img").exists()
     assert set(Path("/tmp").glob(f"pgolf-audit-{os.getpid()}-*")) <= sockets
     assert _open_fds() <= fds
+
+
+def test_env_added_is_what_the_runner_set_beyond_the_spec(probe):
+    added = probe["outcome"].details["env_added"]
+    assert set(added) == {"PYTHONPATH", "PGOLF_AUDIT_SOCKET", "PGOLF_AUDIT_PATHS"}  # the audit hook's, no more
+    assert not set(added) & set(probe["spec"].env)  # SEED, DATA_PATH, PROBE_HOST_ADDRS: set on purpose, not added

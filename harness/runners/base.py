@@ -81,6 +81,17 @@ class StampedLine:
         return cls(float(parts[0]), parts[2], parts[1])
 
 
+def env_added(final: dict[str, str], base: dict[str, str]) -> dict[str, str]:
+    """The variables of a run's environment `final` that the runner set beyond `base` (what the
+    run would have had anyway: the spec's `env`, plus what a local run inherits), or changed:
+    the outcome's `env_added`, so a report says every variable the harness put there.
+
+    >>> env_added({"SEED": "1", "PYTHONPATH": "/hook:/x", "A": "1"}, {"SEED": "1", "PYTHONPATH": "/x"})
+    {'PYTHONPATH': '/hook:/x', 'A': '1'}
+    """
+    return {k: v for k, v in final.items() if base.get(k) != v}
+
+
 @dataclass
 class RunOutcome:
     seed: int

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness.errors import InputError
-from harness.runners.base import RunOutcome, Runner, RunSpec, StampedLine
+from harness.runners.base import RunOutcome, Runner, RunSpec, StampedLine, env_added
 from harness.runners.capture import Capture, capture_path
 from harness.runners.dataaccess import (CONTAINER_HOOK_DIR, CONTAINER_SOCKET_DIR, HOOK_DIR, DataWatch, data_roots,
                                         with_hook_env)
@@ -361,8 +361,7 @@ class DockerRunner(Runner):
                      "output": handle.capture.lines.summary(),
                      "links_not_copied": [s.to_dict() for s in prepared.skipped],
                      "links_written_not_copied_back": links_written,
-                     "env_added": {k: v for k, v in kw["environment"].items() if k not in spec.env or
-                                   kw["environment"][k] != spec.env[k]},
+                     "env_added": env_added(kw["environment"], spec.env),
                      "limits": {"pids": kw["pids_limit"], "memory_bytes": kw["mem_limit"],
                                 "tmp": self.tmp_size, "shm": self.shm_size,
                                 "work_bytes": prepared.bound.size if prepared.bound else None},
