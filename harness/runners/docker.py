@@ -37,8 +37,8 @@ from harness.runners.capture import Capture, capture_path
 from harness.runners.dataaccess import (CONTAINER_HOOK_DIR, CONTAINER_SOCKET_DIR, HOOK_DIR, DataWatch, data_roots,
                                         with_hook_env)
 # The same fresh copy and the same before/after file snapshot as a local run.
-from harness.runners.workdir import (LoopBound, Skipped, copy_record, copy_tree, loop_unavailable, parse_size,  # noqa: F401
-                                     read_only_inputs, snapshot)  # read_only_inputs was defined here
+from harness.runners.workdir import (LoopBound, Skipped, copy_record, copy_tree, loop_unavailable, parse_size,
+                                     read_only_inputs, snapshot)
 
 RUN_LABEL = "org.pgolf.run"
 SANDBOX_UID = 10001  # the image's `pgolf` user; used when the harness itself runs as root
