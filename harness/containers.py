@@ -101,12 +101,19 @@ def pinned_image(kind: str = "cpu") -> str:
     return RECIPES[kind].tag()
 
 
-def docker_client():
-    """A client for the local engine, or InputError saying how to start one."""
+def default_image(image: str | None, gpus: str | int | None = None) -> str:
+    """The image a Docker run uses: `image` when given, else the GPU or CPU image this checkout
+    pins (by whether GPUs are asked for)."""
+    return image or pinned_image("gpu" if gpus else "cpu")
+
+
+def docker_client(timeout: float = 600):
+    """A client for the local engine (each API call bounded by `timeout` seconds), or
+    InputError saying how to start one."""
     import docker  # the SDK; imported here so modules that only read locks don't need it
 
     try:
-        client = docker.from_env(timeout=600)
+        client = docker.from_env(timeout=timeout)
         client.ping()
         return client
     except Exception as e:  # noqa: BLE001 - any failure means "no engine reachable"

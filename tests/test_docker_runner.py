@@ -340,3 +340,83 @@ def test_prune_removes_containers_of_dead_harnesses(pinned, client, capsys):
                 c.remove(force=True)
             except Exception:  # noqa: BLE001 - already removed by the prune
                 pass
+
+
+SHAPE_SHIFTER = textwrap.dedent(
+    """
+    import os, shutil
+    shutil.rmtree("ckpt")              # a folder becomes a file
+    open("ckpt", "w").write("now a file")
+    os.remove("notes.txt")             # a file becomes a folder
+    os.mkdir("notes.txt")
+    open("notes.txt/part0", "w").write("p0")
+    print("reshaped", flush=True)
+    """
+)
+
+
+def test_a_run_that_turns_files_into_folders_is_collected_and_its_mount_released(pinned, tmp_path):
+    from harness.runners.workdir import loop_unavailable
+
+    if loop_unavailable():
+        _require(f"no loop-mounted work folder: {loop_unavailable()}")
+    record = tmp_path / "record"
+    (record / "ckpt").mkdir(parents=True)
+    (record / "ckpt" / "old.pt").write_bytes(b"old")
+    (record / "notes.txt").write_text("notes")
+    (record / "train_gpt.py").write_text(SHAPE_SHIFTER)
+    work = tmp_path / "seed_5"
+    spec = RunSpec(record_dir=record, workdir=work, seed=5, env={"SEED": "5"}, timeout_s=120,
+                   argv=("python", "train_gpt.py"))
+    runner = make_runner("docker", work_size="64m")
+    handle = runner.start(runner.prepare(spec))
+    assert os.path.ismount(handle.prepared.bound.mountpoint)
+    outcome = runner.collect(handle)
+    assert outcome.exit_code == 0 and [ln.text for ln in outcome.lines] == ["reshaped"]
+    assert (work / "ckpt").read_text() == "now a file"
+    assert (work / "notes.txt" / "part0").read_text() == "p0"
+    assert {"ckpt", "notes.txt/part0"} <= set(outcome.details["files_written"])
+    assert not os.path.ismount(tmp_path / ".seed_5.bound") and not (tmp_path / ".seed_5.img").exists()
+
+
+@pytest.mark.parametrize("gpus", ["two", "0", -1, "1.5"])
+def test_a_bad_gpu_count_is_refused_when_the_runner_is_made(gpus):
+    with pytest.raises(InputError, match="gpus must be 'all' or a count"):
+        make_runner("docker", gpus=gpus)
+    assert make_runner("docker", gpus="2").gpu_count == 2 and make_runner("docker", gpus="all").gpu_count == -1
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_prepare_that_fails_after_mounting_releases_the_mount_and_the_watch(pinned, tmp_path, monkeypatch):
+    """A failure late in prepare (here the import of reference_impl, which prepare mounts on
+    request) must not leave the loop-mounted work folder or its image behind, nor a descriptor."""
+    import sys
+
+    from harness.runners.workdir import loop_unavailable
+
+    if loop_unavailable():
+        _require(f"no loop-mounted work folder: {loop_unavailable()}")
+    record, data = tmp_path / "record", tmp_path / "data"
+    record.mkdir()
+    data.mkdir()
+    (record / "train_gpt.py").write_text("print('never')\n")
+    spec = RunSpec(record_dir=record, workdir=tmp_path / "w", seed=1, env={"DATA_PATH": str(data)}, data_dir=data)
+    runner = make_runner("docker", work_size="16m", share_reference_impl=True)
+    runner._release(runner.prepare(spec))  # once, so that lazily opened descriptors (the engine's connection) are open
+    monkeypatch.setitem(sys.modules, "reference_impl", None)  # `import reference_impl` now raises ImportError
+    fds = _open_fds()
+    sockets = set(Path("/tmp").glob(f"pgolf-audit-{os.getpid()}-*"))
+    with pytest.raises(ImportError):
+        runner.prepare(spec)
+    assert not os.path.ismount(tmp_path / ".w.bound") and not (tmp_path / ".w.img").exists()
+    assert set(Path("/tmp").glob(f"pgolf-audit-{os.getpid()}-*")) <= sockets
+    assert _open_fds() <= fds
+
+
+def test_env_added_is_what_the_runner_set_beyond_the_spec(probe):
+    added = probe["outcome"].details["env_added"]
+    assert set(added) == {"PYTHONPATH", "PGOLF_AUDIT_SOCKET", "PGOLF_AUDIT_PATHS"}  # the audit hook's, no more
+    assert not set(added) & set(probe["spec"].env)  # SEED, DATA_PATH, PROBE_HOST_ADDRS: set on purpose, not added

@@ -287,3 +287,59 @@ def test_what_a_hard_killed_harness_left_is_removed_by_the_next(tmp_path):
         left.mkdir(exist_ok=True)
         confine.Group("next").release()
         assert not left.exists()
+
+
+LEAVE_MANY = """
+import os, subprocess
+name = "\\x01" * 15  # a comm of control characters: the longest entry the init's JSON can hold
+os.symlink("/bin/sleep", name)
+for _ in range(int(os.environ["LEAVE"])):
+    subprocess.Popen([os.path.abspath(name), "300"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+print("left them", flush=True)
+"""
+
+
+def test_a_run_that_leaves_hundreds_of_processes_ends_when_it_exits_not_at_its_deadline(tmp_path):
+    """The namespace's init reports the processes left behind through a pipe the harness reads
+    after the launcher exits: an uncapped list (700 entries of ~115 bytes > a 64 kB pipe) blocked
+    the init, so the run read TIMEOUT. The list is capped, the count is whole."""
+    from harness.runners import confine
+
+    if not confine.probe().pidns:
+        pytest.skip(f"no PID namespace here: {confine.probe()}")
+    rec = make_record(tmp_path, LEAVE_MANY)
+    spec = RunSpec(record_dir=rec, workdir=tmp_path / "work", seed=7, env={"SEED": "7", "LEAVE": "700"},
+                   timeout_s=60.0, argv=(sys.executable, "train_gpt.py"))
+    runner = LocalRunner(term_grace_s=1.0, confine="pidns", warn=False)
+    handle = runner.start(runner.prepare(spec))
+    lines = [ln.text for ln in runner.stream(handle)]
+    outcome = runner.collect(handle)
+    assert lines == ["left them"] and outcome.exit_code == 0
+    assert not outcome.timed_out and outcome.wall_seconds < 40, outcome.details["signals"]
+    assert outcome.details["leftovers_count"] == 700
+    assert 0 < len(outcome.details["leftovers_killed"]) <= 200
+    from harness.reproduce.observe import judge_run
+
+    counted = [f for f in judge_run(outcome, "log") if f.rule_id == "PG-RUN-006"]
+    assert len(counted) == 1 and counted[0].data["count"] == 700, counted
+
+
+def test_stamped_rows_have_one_format_for_every_writer_and_reader(tmp_path):
+    from harness.runners.base import StampedLine
+    from harness.runners.capture import OutputLog
+    from harness.runners.slurm_journal import journal_line, read_journal
+
+    lines = [StampedLine(0.1234567, "step:1/10\ttab kept"), StampedLine(2.0, "warn", "stderr")]
+    assert [StampedLine.from_tsv(ln.tsv()) for ln in lines] == [StampedLine(0.123457, "step:1/10\ttab kept"), lines[1]]
+    with pytest.raises(ValueError, match="not a stamped line"):
+        StampedLine.from_tsv("no tabs here\n")
+    log = OutputLog(tmp_path / "out.tsv")
+    for ln in lines:
+        log.add(ln.t, ln.stream, ln.text.encode())
+    log.close()
+    assert (tmp_path / "out.tsv").read_text() == "".join(ln.tsv() for ln in lines)
+    assert list(log) == lines == log[:]  # the exact stamps, from memory
+    (tmp_path / "journal.tsv").write_text("#start\t100.5\t-\tjob1\n" + "".join(journal_line(ln) for ln in lines))
+    j = read_journal(tmp_path / "journal.tsv")
+    assert j.start_unix == 100.5 and j.job_id == "job1" and [ln.text for ln in j.lines] == [ln.text for ln in lines]

@@ -513,10 +513,10 @@ def judge_run(outcome: RunOutcome, log_path: str) -> list[Finding]:
           path=link["path"], kind=link["kind"])
     if len(links) > 20:
         f(LINK_SKIPPED, f"seed {seed}: {len(links) - 20} more links or special files not copied")
-    left = d.get("leftovers_killed") or []
+    left = max(d.get("leftovers_count") or 0, len(d.get("leftovers_killed") or []))  # the pid list may be capped
     if left:
-        f(LEFTOVERS, f"seed {seed}: {len(left)} process(es) still running when the run's main process exited were killed",
-          count=len(left))
+        f(LEFTOVERS, f"seed {seed}: {left} process(es) still running when the run's main process exited were killed",
+          count=left)
     return out
 
 

@@ -226,7 +226,7 @@ def run_seed(cfg: ReproConfig, runner: Runner, seed: int, claims: Claims, finger
     text = log_text(outcome.lines)
     atomic.write_text(sdir / log_name, text)
     atomic.write_text(sdir / f"stamps_seed{seed}.tsv",
-                      "".join(f"{ln.t:.6f}\t{ln.stream}\t{ln.text}\n" for ln in outcome.lines))
+                      "".join(ln.tsv() for ln in outcome.lines))
     (sdir / f"{log_name}.partial").unlink(missing_ok=True)
     log = parse_log(text)
     obs, _ = observe(outcome, Path(cfg.record_dir), log)

@@ -51,10 +51,10 @@ def choose_runner(requested: str | None = "auto", image: str | None = None, gpus
         return requested, f"asked for with --runner {requested}"
     if requested not in (None, "auto"):
         raise InputError(f"unknown runner {requested!r}; choose one of: auto, {', '.join(sorted(RUNNERS))}")
-    from harness.containers import pinned_image
+    from harness.containers import default_image
     from harness.runners.docker import unavailable
 
     why = unavailable(image, gpus, client)
     if why:
         return "local", f"{why}, so the local runner, which does not isolate"
-    return "docker", f"a Docker engine answers and the pinned image {image or pinned_image('gpu' if gpus else 'cpu')} is present"
+    return "docker", f"a Docker engine answers and the pinned image {default_image(image, gpus)} is present"

@@ -44,6 +44,13 @@ class RunSpec:
         return ["torchrun", "--standalone", f"--nproc_per_node={self.nproc}", self.entry]
 
 
+def tsv_row(t: float, stream: str, text: str) -> str:
+    r"""One stamped line as a row of `stamps_seed<S>.tsv` (and of a run's capture file and a
+    Slurm journal): `<seconds, 6 decimals>\t<stream>\t<text>\n`. The text holds no line break
+    (`capture.clean_text`); a tab in it is kept, the split stops at the second."""
+    return f"{t:.6f}\t{stream}\t{text}\n"
+
+
 @dataclass(frozen=True)
 class StampedLine:
     """One output line and when the harness saw it (seconds since the child started)."""
@@ -51,6 +58,38 @@ class StampedLine:
     t: float
     text: str
     stream: str = "stdout"  # "stdout" or "stderr"
+
+    def tsv(self) -> str:
+        r"""This line as a stamps row (`tsv_row`).
+
+        >>> StampedLine(1.5, "step:1\tok").tsv()
+        '1.500000\tstdout\tstep:1\tok\n'
+        """
+        return tsv_row(self.t, self.stream, self.text)
+
+    @classmethod
+    def from_tsv(cls, row: str) -> "StampedLine":
+        r"""The line a stamps row holds (the inverse of `tsv`, to the microsecond); ValueError
+        when the row is not one.
+
+        >>> StampedLine.from_tsv("1.500000\tstderr\tstep:1\tok\n")
+        StampedLine(t=1.5, text='step:1\tok', stream='stderr')
+        """
+        parts = row.rstrip("\n").split("\t", 2)
+        if len(parts) != 3:
+            raise ValueError(f"not a stamped line (<seconds>\\t<stream>\\t<text>): {row[:80]!r}")
+        return cls(float(parts[0]), parts[2], parts[1])
+
+
+def env_added(final: dict[str, str], base: dict[str, str]) -> dict[str, str]:
+    """The variables of a run's environment `final` that the runner set beyond `base` (what the
+    run would have had anyway: the spec's `env`, plus what a local run inherits), or changed:
+    the outcome's `env_added`, so a report says every variable the harness put there.
+
+    >>> env_added({"SEED": "1", "PYTHONPATH": "/hook:/x", "A": "1"}, {"SEED": "1", "PYTHONPATH": "/x"})
+    {'PYTHONPATH': '/hook:/x', 'A': '1'}
+    """
+    return {k: v for k, v in final.items() if base.get(k) != v}
 
 
 @dataclass

@@ -8,7 +8,7 @@ So the output of every runner goes through this module:
   rest of a long line is counted and dropped before it is ever buffered, and the kept part says
   how much was cut.
 - `OutputLog` appends each line to a file, `<stamp>\\t<stream>\\t<text>\\n` (the format of
-  `stamps_seed<S>.tsv`), and keeps only a stamp, a file offset and a stream flag per line in
+  `stamps_seed<S>.tsv`: `base.tsv_row`), and keeps only a stamp, a file offset and a stream flag per line in
   memory (17 bytes a line). Past `MAX_LINES` lines or `MAX_OUTPUT_BYTES` bytes it keeps nothing
   more and counts what it drops. It is a read-only sequence of `StampedLine`: `lines[i]` reads
   line i back from the file, so observation and reports see the same lines, in bounded memory.
@@ -29,7 +29,7 @@ from array import array
 from pathlib import Path
 from typing import Iterator, Sequence, overload
 
-from harness.runners.base import StampedLine
+from harness.runners.base import RunSpec, StampedLine, tsv_row
 
 MAX_LINE_BYTES = 16 * 1024  # upstream's longest log line is 1.5 kB
 MAX_LINES = 200_000  # upstream's longest log has under 5,000 lines
@@ -125,7 +125,7 @@ class OutputLog(Sequence[StampedLine]):
                 self.dropped_lines += 1
                 self.dropped_bytes += len(raw) + cut
                 return
-            rec = f"{t:.6f}\t{stream}\t{clean_text(raw, cut)}\n".encode("utf-8", "replace")
+            rec = tsv_row(t, stream, clean_text(raw, cut)).encode("utf-8", "replace")
             self._t.append(t)
             self._off.append(self._size)
             self._err.append(stream == "stderr")
@@ -174,8 +174,9 @@ class OutputLog(Sequence[StampedLine]):
             if end > self._flushed:
                 self.flush()
             raw = os.pread(self._fd, end - start, start)
-        text = raw.decode("utf-8", "replace").rstrip("\n").split("\t", 2)[2]
-        return StampedLine(self._t[i], text, "stderr" if self._err[i] else "stdout")
+        # The stamp kept in memory is exact; the file's has 6 decimals.
+        return StampedLine(self._t[i], StampedLine.from_tsv(raw.decode("utf-8", "replace")).text,
+                           "stderr" if self._err[i] else "stdout")
 
     @overload
     def __getitem__(self, i: int) -> StampedLine: ...
@@ -199,7 +200,7 @@ class OutputLog(Sequence[StampedLine]):
             self.flush()
         with open(self.path, "rb", buffering=1 << 20) as f:
             for i, rec in zip(range(n), f):
-                text = rec.decode("utf-8", "replace").rstrip("\n").split("\t", 2)[2]
+                text = StampedLine.from_tsv(rec.decode("utf-8", "replace")).text
                 yield StampedLine(self._t[i], text, "stderr" if self._err[i] else "stdout")
 
     def summary(self) -> dict[str, int | str]:
@@ -233,7 +234,7 @@ class Capture:
             else:
                 for raw, cut in self._split[stream].feed(chunk):
                     log.add(t, stream, raw, cut)
-            log.flush()
+            # No flush here: the log writes in 64 kB batches, and reading a line flushes first.
             self.changed.notify_all()
 
     def end(self, stream: str, t: float) -> None:
@@ -242,7 +243,6 @@ class Capture:
             if rest is not None:
                 self.lines.add(t, stream, *rest)
             self.open_streams.discard(stream)
-            self.lines.flush()
             self.changed.notify_all()
 
     def take(self, timeout: float) -> StampedLine | None:
@@ -263,6 +263,13 @@ class Capture:
     def done(self) -> bool:
         """Every stream ended and every line taken."""
         return not self.open_streams and self.taken >= len(self.lines)
+
+
+def capture_path(spec: RunSpec) -> Path:
+    """Where a run's stamped output is kept: beside its work folder, never inside (the run could
+    rewrite it there, and a container mounts the work folder)."""
+    wd = Path(spec.workdir)
+    return wd.with_name(f"{wd.name}.output.tsv")
 
 
 def pump(fds: dict[int, str], t0: float, capture: Capture) -> None:

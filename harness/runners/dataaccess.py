@@ -78,11 +78,21 @@ def data_roots(data_dir: Path | None, env: dict[str, str]) -> list[Path]:
     return roots
 
 
+def with_hook_env(env: dict[str, str], hook_env: dict[str, str]) -> dict[str, str]:
+    """`env` plus the audit hook's variables (`DataWatch.env`); the hook's folder goes first on
+    PYTHONPATH."""
+    out = dict(env)
+    for k, v in hook_env.items():
+        out[k] = v + os.pathsep + out[k] if k == "PYTHONPATH" and out.get(k) else v
+    return out
+
+
 # ---- the bounded record -------------------------------------------------------------------------
 @dataclass
 class FileSeen:
     first_s: float
     last_s: float
+    train: bool = False  # `is_training_shard(name)`, decided once (not on every kernel event)
     opens: int = 0
     reads: int = 0
     maps: int = 0
@@ -103,7 +113,6 @@ class AccessLog:
     work: dict[str, WorkFile] = field(default_factory=dict)
     work_truncated: int = 0
     hook_processes: int = 0
-    hook_pids: set = field(default_factory=set)
     kernel_overflow: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -116,7 +125,7 @@ class AccessLog:
                     name = "(other files)"
                     seen = files.get(name)
                 if seen is None:
-                    seen = files[name] = FileSeen(t, t)
+                    seen = files[name] = FileSeen(t, t, is_training_shard(name))
             seen.last_s = max(seen.last_s, t)
             if kind == "open":
                 seen.opens += 1
@@ -124,7 +133,7 @@ class AccessLog:
                 seen.reads += 1
             elif kind == "mmap":
                 seen.maps += 1
-            if is_training_shard(name):
+            if seen.train:
                 self.recent.append((round(t, 6), channel, kind, name))
 
     def work_event(self, rel: str, created: bool, t: float) -> None:
@@ -142,17 +151,15 @@ class AccessLog:
                 if w.created_s is None:
                     w.created_s = t
 
-    def hello(self, pid: int) -> None:
+    def hello(self) -> None:
         with self.lock:
-            if len(self.hook_pids) < 10_000:
-                self.hook_pids.add(pid)
             self.hook_processes += 1
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
             train = {}
             for channel, files in self.data.items():
-                shards = {n: s for n, s in files.items() if is_training_shard(n)}
+                shards = {n: s for n, s in files.items() if s.train}
                 last = max(shards.items(), key=lambda kv: kv[1].last_s, default=None)
                 train[channel] = {
                     "files": len(shards), "opens": sum(s.opens for s in shards.values()),
@@ -371,14 +378,18 @@ class DataWatch:
                 continue  # not the hook's format: the run may send anything here
             kind = parts[0].decode("ascii", "replace")
             if kind == "hello":
-                self.log.hello(int(parts[1]))
+                self.log.hello()
                 continue
             path = parts[2].decode("utf-8", "replace")
             if kind in ("open", "mmap") and path.startswith(self._root_prefixes):
                 self.log.data_event("hook", kind, os.path.basename(path), now)
 
     def stop(self) -> None:
-        """Stop after draining what is queued (call once the run has ended)."""
+        """Stop after draining what is queued (call once the run has ended). Idempotent: a
+        second call (a collect retried after a failed one) finds nothing open and does nothing;
+        the record (`log`, `summary`) stays."""
+        if self._stop_w < 0:
+            return
         if self._thread is not None:
             time.sleep(0.05)  # events of the run's last moments are already queued; let them land
             os.write(self._stop_w, b"x")
@@ -388,14 +399,17 @@ class DataWatch:
         if self.inotify:  # anything still queued
             self._kernel(now)
             self.inotify.close()
+            self.inotify = None
         if self.listener:
             self._hook(now)
             self.listener.close()
+            self.listener = None
         for fd in (self._stop_r, self._stop_w):
             try:
                 os.close(fd)
             except OSError:
                 pass
+        self._stop_r = self._stop_w = -1
 
     def summary(self) -> dict[str, Any]:
         return {"channels": self.channels, "roots": [str(r) for r in self.roots], **self.log.summary()}

@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness.errors import InputError
-from harness.runners.base import RunOutcome, Runner, RunSpec, StampedLine
-from harness.runners.capture import Capture
-from harness.runners.dataaccess import CONTAINER_HOOK_DIR, CONTAINER_SOCKET_DIR, HOOK_DIR, DataWatch, data_roots
-from harness.runners.local import capture_path, with_hook_env
+from harness.runners.base import RunOutcome, Runner, RunSpec, StampedLine, env_added
+from harness.runners.capture import Capture, capture_path
+from harness.runners.dataaccess import (CONTAINER_HOOK_DIR, CONTAINER_SOCKET_DIR, HOOK_DIR, DataWatch, data_roots,
+                                        with_hook_env)
 # The same fresh copy and the same before/after file snapshot as a local run.
-from harness.runners.workdir import LoopBound, Skipped, copy_record, copy_tree, loop_unavailable, parse_size, snapshot
+from harness.runners.workdir import (LoopBound, Skipped, copy_record, copy_tree, loop_unavailable, parse_size,
+                                     read_only_inputs, snapshot)
 
 RUN_LABEL = "org.pgolf.run"
 SANDBOX_UID = 10001  # the image's `pgolf` user; used when the harness itself runs as root
@@ -53,21 +54,24 @@ def _host_memory_bytes() -> int:
     return 0
 
 
-def read_only_inputs(spec: RunSpec, workdir: Path) -> list[Path]:
-    """What to mount read-only: the data folder, plus DATA_PATH and TOKENIZER_PATH where they
-    lie outside it (a tokenizer file often sits beside, not inside, the dataset folder)."""
-    candidates = [spec.data_dir] if spec.data_dir is not None else []
-    for key in ("DATA_PATH", "TOKENIZER_PATH"):
-        value = spec.env.get(key)
-        if value and os.path.isabs(value) and os.path.exists(value):
-            candidates.append(Path(value))
-    chosen: list[Path] = []
-    for path in sorted({Path(c).resolve() for c in candidates}, key=lambda p: len(p.parts)):
-        if path == workdir or workdir in path.parents:
-            continue  # already inside the writable work directory
-        if not any(path == c or c in path.parents for c in chosen):
-            chosen.append(path)
-    return chosen
+def gpu_count(gpus: str | int | None) -> int | None:
+    """The Docker device request's count for `gpus`: None (no GPU), -1 ("all"), or a count >= 1.
+    Checked when the runner is made, so a bad value is a clear error before anything is copied.
+
+    >>> gpu_count("all"), gpu_count("2"), gpu_count(None)
+    (-1, 2, None)
+    """
+    if not gpus:
+        return None
+    if gpus == "all":
+        return -1
+    try:
+        count = int(gpus)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1:
+        raise InputError(f"gpus must be 'all' or a count of at least 1, not {gpus!r}")
+    return count
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
@@ -135,6 +139,7 @@ class DockerRunner(Runner):
                  share_reference_impl: bool = False, watch_data: bool = True, client: Any = None):
         self.image = image
         self.gpus = gpus
+        self.gpu_count = gpu_count(gpus)
         self.mem_limit = int(_host_memory_bytes() * 0.9) if mem_limit == "auto" else mem_limit
         self.pids_limit = pids_limit
         self.work_size = parse_size(work_size) if work_size is not None else None
@@ -160,11 +165,9 @@ class DockerRunner(Runner):
         import docker
         from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
 
-        image = self.image
-        if image is None:
-            from harness.containers import pinned_image
+        from harness.containers import default_image
 
-            image = pinned_image("gpu" if self.gpus else "cpu")
+        image = default_image(self.image, self.gpus)
         try:
             image_id = self.client.images.get(image).id
         except docker.errors.ImageNotFound:
@@ -176,47 +179,53 @@ class DockerRunner(Runner):
         uid, gid = (SANDBOX_UID, SANDBOX_UID) if os.getuid() == 0 else (os.getuid(), os.getgid())
         bound, bound_why = self._bound_workdir(workdir, (uid, gid))
         work = bound.mountpoint if bound else workdir
-        if os.getuid() == 0:  # never run the submission as root: hand the copy to the sandbox user
-            _chown_tree(work, uid, gid)
-
-        mounts = [Mount(target=str(workdir), source=str(work), type="bind", read_only=False)]
-        for path in read_only_inputs(spec, workdir):
-            mounts.append(Mount(target=str(path), source=str(path), type="bind", read_only=True))
-        env = dict(spec.env)
-        if self.share_reference_impl:
-            import reference_impl
-
-            pkg = Path(reference_impl.__file__).resolve().parent
-            mounts.append(Mount(target="/opt/pgolf/lib/reference_impl", source=str(pkg), type="bind", read_only=True))
-            env["PYTHONPATH"] = "/opt/pgolf/lib" + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         watch = None
-        if self.watch_data:
-            watch = DataWatch(data_roots(spec.data_dir, spec.env), work, for_uid=uid)
-            if watch.listener is not None:
-                env = with_hook_env(env, watch.env(inside_container=True))
-                mounts.append(Mount(target=CONTAINER_HOOK_DIR, source=str(HOOK_DIR), type="bind", read_only=True))
-                mounts.append(Mount(target=CONTAINER_SOCKET_DIR, source=str(watch.listener.dir), type="bind",
-                                    read_only=True))
+        try:  # from here on a mount and a watch are held: any failure releases both
+            if os.getuid() == 0:  # never run the submission as root: hand the copy to the sandbox user
+                _chown_tree(work, uid, gid)
 
-        kwargs: dict[str, Any] = dict(
-            image=image_id, command=spec.command(), working_dir=str(workdir), environment=env,
-            user=f"{uid}:{gid}", network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
-            read_only=True, tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.tmp_size},mode=1777"},
-            pids_limit=self.pids_limit, mem_limit=self.mem_limit, memswap_limit=self.mem_limit,
-            shm_size=self.shm_size, init=True, mounts=mounts, hostname="pgolf-run",
-            extra_hosts={"pgolf-run": "127.0.0.1"},  # torchrun resolves its own hostname; no DNS here
-            log_config=LogConfig(type="none"),  # output is read from the attach stream; the engine keeps none
-            name=f"pgolf-run-{spec.seed}-{os.getpid()}-{time.monotonic_ns() % 10**9}",
-            labels={RUN_LABEL: "1", "org.pgolf.seed": str(spec.seed), "org.pgolf.record": str(spec.record_dir),
-                    "org.pgolf.image-tag": image, "org.pgolf.harness-pid": str(os.getpid())},
-        )
-        if self.gpus:
-            count = -1 if self.gpus == "all" else int(self.gpus)
-            kwargs["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
-            # NVIDIA's advice for PyTorch containers: pinned memory must not hit a memlock limit.
-            kwargs["ulimits"] = [Ulimit(name="memlock", soft=-1, hard=-1), Ulimit(name="stack", soft=67108864, hard=67108864)]
-        return DockerPrepared(spec=spec, create_kwargs=kwargs, before=snapshot(work), image_id=image_id,
-                              skipped=skipped, bound=bound, bound_why=bound_why, watch=watch)
+            mounts = [Mount(target=str(workdir), source=str(work), type="bind", read_only=False)]
+            for path in read_only_inputs(spec, workdir):
+                mounts.append(Mount(target=str(path), source=str(path), type="bind", read_only=True))
+            env = dict(spec.env)
+            if self.share_reference_impl:
+                import reference_impl
+
+                pkg = Path(reference_impl.__file__).resolve().parent
+                mounts.append(Mount(target="/opt/pgolf/lib/reference_impl", source=str(pkg), type="bind", read_only=True))
+                env["PYTHONPATH"] = "/opt/pgolf/lib" + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+            if self.watch_data:
+                watch = DataWatch(data_roots(spec.data_dir, spec.env), work, for_uid=uid)
+                if watch.listener is not None:
+                    env = with_hook_env(env, watch.env(inside_container=True))
+                    mounts.append(Mount(target=CONTAINER_HOOK_DIR, source=str(HOOK_DIR), type="bind", read_only=True))
+                    mounts.append(Mount(target=CONTAINER_SOCKET_DIR, source=str(watch.listener.dir), type="bind",
+                                        read_only=True))
+
+            kwargs: dict[str, Any] = dict(
+                image=image_id, command=spec.command(), working_dir=str(workdir), environment=env,
+                user=f"{uid}:{gid}", network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+                read_only=True, tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.tmp_size},mode=1777"},
+                pids_limit=self.pids_limit, mem_limit=self.mem_limit, memswap_limit=self.mem_limit,
+                shm_size=self.shm_size, init=True, mounts=mounts, hostname="pgolf-run",
+                extra_hosts={"pgolf-run": "127.0.0.1"},  # torchrun resolves its own hostname; no DNS here
+                log_config=LogConfig(type="none"),  # output is read from the attach stream; the engine keeps none
+                name=f"pgolf-run-{spec.seed}-{os.getpid()}-{time.monotonic_ns() % 10**9}",
+                labels={RUN_LABEL: "1", "org.pgolf.seed": str(spec.seed), "org.pgolf.record": str(spec.record_dir),
+                        "org.pgolf.image-tag": image, "org.pgolf.harness-pid": str(os.getpid())},
+            )
+            if self.gpu_count:
+                kwargs["device_requests"] = [DeviceRequest(count=self.gpu_count, capabilities=[["gpu"]])]
+                # NVIDIA's advice for PyTorch containers: pinned memory must not hit a memlock limit.
+                kwargs["ulimits"] = [Ulimit(name="memlock", soft=-1, hard=-1), Ulimit(name="stack", soft=67108864, hard=67108864)]
+            return DockerPrepared(spec=spec, create_kwargs=kwargs, before=snapshot(work), image_id=image_id,
+                                  skipped=skipped, bound=bound, bound_why=bound_why, watch=watch)
+        except BaseException:
+            if watch is not None:
+                watch.stop()
+            if bound is not None:
+                bound.release()
+            raise
 
     def _bound_workdir(self, workdir: Path, owner: tuple[int, int]) -> tuple[LoopBound | None, str | None]:
         """Move the fresh copy onto a size-bounded filesystem; (None, why) where that cannot be."""
@@ -233,6 +242,9 @@ class DockerRunner(Runner):
         except OSError as e:
             bound.release()
             return None, str(e)
+        except BaseException:
+            bound.release()
+            raise
         return bound, None
 
     def start(self, prepared: DockerPrepared) -> DockerHandle:
@@ -323,16 +335,19 @@ class DockerRunner(Runner):
                 prepared.watch.stop()
         spec = prepared.spec
         work = prepared.mounted_work
-        after = snapshot(work)
-        changed = sorted(p for p, st in after.items() if prepared.before.get(p) != st)
         bound_usage = None
         links_written: list[str] = []
-        if prepared.bound:
-            bound_usage = prepared.bound.usage()
-            # What the run wrote comes back to the work folder: files and folders, never links.
-            links_written = [s.rel for s in copy_tree(work, Path(spec.workdir).resolve(), max_bytes=None,
-                                                      only=set(changed)) if s.kind == "link"]
-            prepared.bound.release()
+        try:
+            after = snapshot(work)
+            changed = sorted(p for p, st in after.items() if prepared.before.get(p) != st)
+            if prepared.bound:
+                bound_usage = prepared.bound.usage()
+                # What the run wrote comes back to the work folder: files and folders, never links.
+                links_written = [s.rel for s in copy_tree(work, Path(spec.workdir).resolve(), max_bytes=None,
+                                                          only=set(changed)) if s.kind == "link"]
+        finally:  # whatever the copy-back met, the loop mount and its image go
+            if prepared.bound:
+                prepared.bound.release()
         kw = prepared.create_kwargs
         handle.collected = RunOutcome(
             seed=spec.seed, exit_code=handle.exit_code, timed_out=handle.stop_reason == "timeout",
@@ -346,8 +361,7 @@ class DockerRunner(Runner):
                      "output": handle.capture.lines.summary(),
                      "links_not_copied": [s.to_dict() for s in prepared.skipped],
                      "links_written_not_copied_back": links_written,
-                     "env_added": {k: v for k, v in kw["environment"].items() if k not in spec.env or
-                                   kw["environment"][k] != spec.env[k]},
+                     "env_added": env_added(kw["environment"], spec.env),
                      "limits": {"pids": kw["pids_limit"], "memory_bytes": kw["mem_limit"],
                                 "tmp": self.tmp_size, "shm": self.shm_size,
                                 "work_bytes": prepared.bound.size if prepared.bound else None},
@@ -380,20 +394,21 @@ class DockerRunner(Runner):
 def unavailable(image: str | None = None, gpus: str | int | None = None, client: Any = None) -> str | None:
     """Why the Docker runner cannot run here (no engine answers, or the image it would run is not
     built), or None when it can."""
-    from harness.containers import pinned_image
+    from harness.containers import default_image, docker_client, image_present
 
-    tag = image or pinned_image("gpu" if gpus else "cpu")
+    tag = default_image(image, gpus)
     try:
         if client is None:
-            import docker
-
-            client = docker.from_env(timeout=10)
-        client.ping()
+            client = docker_client(timeout=10)  # pings
+        else:
+            client.ping()
     except Exception as e:  # noqa: BLE001 - any failure means "no engine reachable"
         return f"no Docker engine answers ({type(e).__name__})"
     try:
-        client.images.get(tag)
-    except Exception:  # noqa: BLE001 - absent (ImageNotFound) or unreadable
+        present = image_present(client, tag)
+    except Exception:  # noqa: BLE001 - an engine that cannot list images cannot run one
+        present = False
+    if not present:
         return f"the image {tag} is not built (`pgolf containers build {'--gpu' if gpus else '--cpu'}`)"
     return None
 

@@ -40,10 +40,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness.runners import proctable
-from harness.runners.base import RunOutcome, RunSpec, Runner, StampedLine
-from harness.runners.capture import Capture, pump
+from harness.runners.base import RunOutcome, RunSpec, Runner, StampedLine, env_added
+# capture_path and with_hook_env were defined here; imported from here too.
+from harness.runners.capture import Capture, capture_path, pump  # noqa: F401
 from harness.runners.confine import Group
-from harness.runners.dataaccess import DataWatch, data_roots
+from harness.runners.dataaccess import DataWatch, data_roots, with_hook_env  # noqa: F401
 # copy_record and snapshot were defined here; they live in `workdir` now (imported from here too).
 from harness.runners.workdir import Skipped, copy_record, snapshot  # noqa: F401
 
@@ -79,27 +80,14 @@ def default_nproc() -> int:
     return 1
 
 
-def child_env(spec_env: dict[str, str], base: dict[str, str] | None = None) -> dict[str, str]:
+def inherited_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """What a local run inherits from the harness's environment (`PASSTHROUGH`)."""
     base = os.environ if base is None else base
-    env = {k: v for k, v in base.items() if k in PASSTHROUGH or k.startswith(PASSTHROUGH_PREFIXES)}
-    env.update(ENV_ADDITIONS)
-    env.update(spec_env)
-    return env
+    return {k: v for k, v in base.items() if k in PASSTHROUGH or k.startswith(PASSTHROUGH_PREFIXES)}
 
 
-def with_hook_env(env: dict[str, str], hook_env: dict[str, str]) -> dict[str, str]:
-    """`env` plus the audit hook's variables; the hook's folder goes first on PYTHONPATH."""
-    out = dict(env)
-    for k, v in hook_env.items():
-        out[k] = v + os.pathsep + out[k] if k == "PYTHONPATH" and out.get(k) else v
-    return out
-
-
-def capture_path(spec: RunSpec) -> Path:
-    """Where a run's stamped output is kept: beside its work folder, never inside (the run could
-    rewrite it there, and a container mounts the work folder)."""
-    wd = Path(spec.workdir)
-    return wd.with_name(f"{wd.name}.output.tsv")
+def child_env(spec_env: dict[str, str], base: dict[str, str] | None = None) -> dict[str, str]:
+    return {**inherited_env(base), **ENV_ADDITIONS, **spec_env}
 
 
 def _user() -> str:
@@ -119,6 +107,7 @@ class LocalPrepared:
     before: dict[str, tuple[int, int]]
     skipped: list[Skipped] = field(default_factory=list)
     watch: DataWatch | None = None
+    inherited: dict[str, str] = field(default_factory=dict)  # from the harness's environment
 
 
 @dataclass
@@ -137,7 +126,8 @@ class LocalHandle:
     timed_out: bool = False
     drained: bool = False
     exit_code: int | None = None
-    leftovers_killed: list[int] = field(default_factory=list)
+    leftovers_killed: list[int] = field(default_factory=list)  # pids (the namespace's init lists at most 200)
+    leftover_count: int = 0  # how many there were
     known: dict[int, int] = field(default_factory=dict)  # sweep mode: pid -> start ticks of every descendant seen
     last_poll: float = 0.0
     exited_at: float | None = None  # when stream() saw the main process gone with the output still open
@@ -165,12 +155,13 @@ class LocalRunner(Runner):
 
     def prepare(self, spec: RunSpec) -> LocalPrepared:
         skipped = copy_record(Path(spec.record_dir), Path(spec.workdir))
-        env = child_env(spec.env)
+        inherited = inherited_env()
+        env = child_env(spec.env, inherited)
         watch = None
         if self.watch_data:
             watch = DataWatch(data_roots(spec.data_dir, spec.env), Path(spec.workdir))
             env = with_hook_env(env, watch.env())
-        return LocalPrepared(spec, spec.command(), env, snapshot(Path(spec.workdir)), skipped, watch)
+        return LocalPrepared(spec, spec.command(), env, snapshot(Path(spec.workdir)), skipped, watch, inherited)
 
     def start(self, prepared: LocalPrepared) -> LocalHandle:
         spec = prepared.spec
@@ -303,10 +294,13 @@ class LocalRunner(Runner):
         namespace they died with its init, which listed them; otherwise they are killed here."""
         handle.reaped = True
         if handle.init_report is not None:
-            handle.leftovers_killed = [p["pid"] for p in handle.init_report.get("leftovers", [])]
+            listed = handle.init_report.get("leftovers", [])
+            handle.leftovers_killed = [p["pid"] for p in listed]
+            handle.leftover_count = max(handle.leftover_count, int(handle.init_report.get("leftover_count", len(listed))))
         left = self.members(handle)
         if left:
             handle.leftovers_killed = sorted(set(handle.leftovers_killed) | set(left))
+            handle.leftover_count = max(handle.leftover_count, len(handle.leftovers_killed))
             if handle.group.cgroup:
                 handle.group.kill()
             proctable.signal_all(left, signal.SIGKILL)
@@ -357,14 +351,15 @@ class LocalRunner(Runner):
         self._reap_leftovers(handle)
         handle.group.release()
         handle.capture.lines.close()
-        spec, prepared = handle.prepared, handle.prepared
+        prepared = handle.prepared
+        spec = prepared.spec
         watch = prepared.watch
         if watch:
             watch.stop()
-        after = snapshot(Path(spec.spec.workdir))
+        after = snapshot(Path(spec.workdir))
         written = sorted(k for k, v in after.items() if prepared.before.get(k) != v)
         handle.collected = RunOutcome(
-            seed=spec.spec.seed,
+            seed=spec.seed,
             exit_code=handle.exit_code,
             timed_out=handle.timed_out,
             stop_reason=handle.stop_reason,
@@ -375,16 +370,16 @@ class LocalRunner(Runner):
             runner=self.name,
             details={
                 "command": prepared.argv,
-                "env_set": dict(spec.spec.env),
-                "env_added": {k: v for k, v in prepared.env.items()
-                              if k in ENV_ADDITIONS or k.startswith("PGOLF_AUDIT") or k == "PYTHONPATH"},
-                "workdir": str(spec.spec.workdir),
+                "env_set": dict(spec.env),
+                "env_added": env_added(prepared.env, {**prepared.inherited, **spec.env}),
+                "workdir": str(spec.workdir),
                 "written": written,
                 "pgid": handle.proc.pid,
                 "leftovers_killed": handle.leftovers_killed,
+                "leftovers_count": handle.leftover_count,
                 "stopped_at_s": handle.stopped_at,
                 "signals": handle.signals,
-                "timeout_s": spec.spec.timeout_s,
+                "timeout_s": spec.timeout_s,
                 "started_monotonic": handle.t0,  # CLOCK_MONOTONIC is system-wide: comparable across processes
                 "output": handle.capture.lines.summary(),
                 "links_not_copied": [s.to_dict() for s in prepared.skipped],

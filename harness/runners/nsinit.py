@@ -12,8 +12,12 @@ would shrug off SIGTERM), and every orphan of the namespace becomes its child, t
   (`kill(-1, sig)` from pid 1), so a graceful stop reaches the daemons the run started too;
 - every orphan is reaped as it dies;
 - when COMMAND exits, the processes still alive are listed and one JSON line,
-  `{"exit": N, "leftovers": [{"pid", "comm"}...]}`, is written to REPORT_FD, a pipe that only the
-  harness reads (COMMAND does not inherit it). Then this process exits, and with it the kernel
+  `{"exit": N, "leftovers": [{"pid", "comm"}...], "leftover_count": M}`, is written to REPORT_FD,
+  a pipe that only the harness reads (COMMAND does not inherit it), and only after this process
+  exits: so the list is capped (`MAX_LISTED`, a few kB) to fit the pipe's buffer — a run that
+  leaves thousands of processes must not block its init on a full pipe (the harness would wait
+  for the launcher until the deadline) — and `leftover_count` says how many there were.
+  Then this process exits, and with it the kernel
   SIGKILLs every other process of the namespace: nothing a run started outlives it, whatever
   session, group or environment it moved to.
 
@@ -25,6 +29,9 @@ import signal
 import sys
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+# At most ~120 bytes an entry (a comm of 15 control characters, JSON-escaped): 24 kB, well
+# inside a pipe's 64 kB buffer.
+MAX_LISTED = 200
 
 
 def _forward(signum, frame):
@@ -71,7 +78,7 @@ def main(argv):
                                 setsigdef=FORWARDED + (signal.SIGPIPE, signal.SIGXFSZ))
     except OSError as e:
         sys.stderr.write("pgolf: cannot run %s: %s\n" % (command[0], e.strerror))
-        _report(report_fd, {"exit": 127, "error": str(e), "leftovers": []})
+        _report(report_fd, {"exit": 127, "error": str(e), "leftovers": [], "leftover_count": 0})
         return 127
     status = None
     while status is None:
@@ -82,7 +89,8 @@ def main(argv):
         if pid == child:
             status = st
     code = os.waitstatus_to_exitcode(status) if status is not None else 255
-    _report(report_fd, {"exit": code, "leftovers": _alive_others()})
+    others = _alive_others()
+    _report(report_fd, {"exit": code, "leftovers": others[:MAX_LISTED], "leftover_count": len(others)})
     return code if code >= 0 else 128 - code
 
 

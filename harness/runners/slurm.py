@@ -219,7 +219,9 @@ class SeedJob:
 
     @property
     def result_path(self) -> Path:
-        return Path(self.cfg.out_dir) / f"seed_{self.seed}" / "result.json"
+        from harness.reproduce.seeds import seed_dir
+
+        return seed_dir(self.cfg, self.seed) / "result.json"
 
 
 @dataclass
@@ -430,7 +432,9 @@ class SlurmRunner(Runner):
         rule = end_rule(state)
         job, lines = handle.job, handle.journal.lines
         start = handle.journal.start_unix or self.started_info(handle).get("started_unix")
-        workdir = Path(job.cfg.out_dir) / f"seed_{job.seed}" / "work"
+        from harness.reproduce.seeds import seed_dir
+
+        workdir = seed_dir(job.cfg, job.seed) / "work"  # run_seed's work folder
         files, written = files_written(workdir, Path(job.cfg.record_dir)) if workdir.is_dir() else ({}, [])
         exit_code = None
         if handle.state is not None and handle.state.exit_code:

@@ -40,17 +40,24 @@ from typing import Any
 from harness import atomic
 from harness.runners.base import RunSpec, Runner
 from harness.runners.slurm_journal import JournalRunner, Superseded, utc_iso
+from harness.runners.workdir import read_only_inputs
 
 EXIT_NOT_RUN = 3
 
 
 # --- container mechanisms that wrap the command (the observer stays on the node) -------------
+def node_read_only(spec: RunSpec, mounts: list[str]) -> list[str]:
+    """The read-only mounts of a wrapped run: the data the Docker runner would mount
+    (`workdir.read_only_inputs`, paths of the node, so not checked for existence here) and the
+    configured `mounts`, each once."""
+    ro = [str(p) for p in read_only_inputs(spec, Path(spec.workdir), must_exist=False)]
+    return list(dict.fromkeys(ro + list(mounts)))
+
+
 def pyxis_prefix(spec: RunSpec, image: str, mounts: list[str], gpus: bool) -> list[str]:
     """srun launches the run as a job step inside the image (pyxis/enroot). Mounted at their
     host paths: the seed's work directory read-write, the data and `mounts` read-only."""
-    ro = [str(spec.data_dir)] if spec.data_dir else []
-    ro += [v for k, v in spec.env.items() if k in ("DATA_PATH", "TOKENIZER_PATH") and os.path.isabs(v)]
-    m = [f"{spec.workdir}:{spec.workdir}"] + [f"{p}:{p}:ro" for p in dict.fromkeys(ro + list(mounts))]
+    m = [f"{spec.workdir}:{spec.workdir}"] + [f"{p}:{p}:ro" for p in node_read_only(spec, mounts)]
     return ["srun", "--ntasks=1", "--overlap", f"--container-image={image}", f"--container-mounts={','.join(m)}",
             f"--container-workdir={spec.workdir}", "--no-container-mount-home", "--no-container-remap-root",
             "--export=ALL", "--kill-on-bad-exit=1"]
@@ -59,11 +66,9 @@ def pyxis_prefix(spec: RunSpec, image: str, mounts: list[str], gpus: bool) -> li
 def apptainer_prefix(spec: RunSpec, image: str, mounts: list[str], gpus: bool) -> list[str]:
     """apptainer exec with a clean environment (only what the harness sets is passed in with
     --env), no home, the seed's work directory writable and the data read-only."""
-    ro = [str(spec.data_dir)] if spec.data_dir else []
-    ro += [v for k, v in spec.env.items() if k in ("DATA_PATH", "TOKENIZER_PATH") and os.path.isabs(v)]
     argv = ["apptainer", "exec", "--containall", "--cleanenv", "--no-home", "--pwd", str(spec.workdir),
             "--bind", f"{spec.workdir}:{spec.workdir}:rw"]
-    for p in dict.fromkeys(ro + list(mounts)):
+    for p in node_read_only(spec, mounts):
         argv += ["--bind", f"{p}:{p}:ro"]
     if gpus:
         argv.append("--nv")
@@ -121,12 +126,16 @@ def inner_runner(opts: dict[str, Any]) -> Runner:
 
 # --- the job --------------------------------------------------------------------------------
 def superseded(slurm_dir: Path, job_id: str) -> bool:
-    """True when jobs.json lists a later submission of this seed than this job."""
+    """True when jobs.json lists a later submission of this seed than this job (an unreadable
+    list says nothing: the job runs)."""
+    from harness.errors import InputError
+    from harness.runners.slurm import load_attempts
+
     try:
-        attempts = json.loads((slurm_dir / "jobs.json").read_text())["attempts"]
-    except (OSError, ValueError, KeyError):
+        attempts = load_attempts(slurm_dir)
+    except InputError:
         return False
-    ids = [str(a.get("job_id")) for a in attempts if a.get("job_id")]
+    ids = [str(a.get("job_id")) for a in attempts if isinstance(a, dict) and a.get("job_id")]
     return job_id in ids and ids[-1] != job_id
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from harness.runners.base import RunOutcome, RunSpec, Runner, StampedLine
+from harness.runners.workdir import snapshot
 
 HEADER = "#start"
 WATCH_EVERY_S = 1.0
@@ -41,7 +42,7 @@ def utc_iso(t: float) -> str:
 
 
 def journal_line(ln: StampedLine) -> str:
-    return f"{ln.t:.6f}\t{ln.stream}\t{ln.text}\n"
+    return ln.tsv()
 
 
 @dataclass
@@ -69,15 +70,15 @@ def read_journal(path: Path, into: Journal | None = None, max_bytes: int = 64 <<
         return j
     j.offset += end + 1
     for raw in data[: end + 1].decode("utf-8", "replace").splitlines():
-        parts = raw.split("\t", 3) if raw.startswith(HEADER) else raw.split("\t", 2)
-        if parts[0] == HEADER and len(parts) >= 2:
+        if raw.startswith(HEADER + "\t"):
+            parts = raw.split("\t", 3)
             j.start_unix = float(parts[1])
             j.job_id = parts[3] if len(parts) > 3 else None
-        elif len(parts) == 3:
-            try:
-                j.lines.append(StampedLine(float(parts[0]), parts[2], parts[1]))
-            except ValueError:
-                continue
+            continue
+        try:
+            j.lines.append(StampedLine.from_tsv(raw))
+        except ValueError:
+            continue
     return j
 
 
@@ -183,24 +184,16 @@ class ReplayRunner(Runner):
 
 
 def files_written(workdir: Path, record_dir: Path) -> tuple[dict[str, int], list[str]]:
-    """Sizes of every file in a work directory, and those that differ from the record's (by size
-    or absence): what a run wrote, for a job that ended before it could say so itself. Symbolic
-    links are listed, never followed."""
-    files: dict[str, int] = {}
+    """Sizes of every file in a work directory (`workdir.snapshot`: links listed, never
+    followed), and those that differ from the record's (by size or absence): what a run wrote,
+    for a job that ended before it could say so itself."""
+    files = {rel: size for rel, (size, _mtime) in snapshot(workdir).items()}
     written: list[str] = []
-    for root, dirs, names in os.walk(workdir):
-        for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            p = os.path.join(root, name)
-            rel = os.path.relpath(p, workdir)
-            try:
-                size = os.lstat(p).st_size
-            except OSError:
-                continue
-            files[rel] = size
-            try:
-                same = os.lstat(os.path.join(record_dir, rel)).st_size == size
-            except OSError:
-                same = False
-            if not same:
-                written.append(rel)
+    for rel, size in files.items():
+        try:
+            same = os.lstat(os.path.join(record_dir, rel)).st_size == size
+        except OSError:
+            same = False
+        if not same:
+            written.append(rel)
     return files, sorted(written)

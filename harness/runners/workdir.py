@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.runners.base import RunSpec
 
 MAX_RECORD_BYTES = 2 * 1024**3
 _RDONLY = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -92,7 +93,10 @@ def copy_tree(src: Path, dst: Path, max_bytes: int | None = MAX_RECORD_BYTES,
                     dirs.remove(name)
             elif stat.S_ISDIR(st.st_mode):
                 if only is None or any(o == rel or o.startswith(rel + "/") for o in only):
-                    (dst / rel).mkdir(exist_ok=True)
+                    d = dst / rel
+                    if d.is_symlink() or (d.exists() and not d.is_dir()):
+                        clear(d)  # the run made a file (or link) a folder
+                    d.mkdir(exist_ok=True)
                 else:
                     dirs.remove(name)
             elif stat.S_ISREG(st.st_mode):
@@ -104,7 +108,7 @@ def copy_tree(src: Path, dst: Path, max_bytes: int | None = MAX_RECORD_BYTES,
                                      "(code and logs), refusing to copy it for every seed", str(src))
                 d = dst / rel
                 if d.exists() or d.is_symlink():
-                    d.unlink()
+                    clear(d)  # a file, a link, or a folder the run made a file
                 try:
                     _copy_file(s, d, st.st_mode)
                 except OSError:
@@ -133,6 +137,30 @@ def snapshot(workdir: Path) -> dict[str, tuple[int, int]]:
                 continue
             out[os.path.relpath(p, workdir)] = (st.st_size, st.st_mtime_ns)
     return out
+
+
+def read_only_inputs(spec: RunSpec, workdir: Path, must_exist: bool = True) -> list[Path]:
+    """What an isolating runner mounts read-only, at the same path: the data folder, plus
+    DATA_PATH and TOKENIZER_PATH where they lie outside it (a tokenizer file often sits beside,
+    not inside, the dataset folder); each once, none inside another or inside the writable work
+    folder, in that order. Paths stay as named (absolute, not resolved): the run opens the path
+    its environment names, so that is where the mount must be. `must_exist`: leave out a DATA_PATH or TOKENIZER_PATH that is not
+    there (Docker refuses to bind a missing path; the run then fails on it visibly). The Slurm
+    container launchers build their mounts on the node, whose paths these are, and pass False.
+    """
+    candidates = [spec.data_dir] if spec.data_dir is not None else []
+    for key in ("DATA_PATH", "TOKENIZER_PATH"):
+        value = spec.env.get(key)
+        if value and os.path.isabs(value) and (os.path.exists(value) or not must_exist):
+            candidates.append(Path(value))
+    works = {Path(os.path.abspath(workdir)), Path(workdir).resolve()}
+    paths = list(dict.fromkeys(Path(os.path.abspath(c)) for c in candidates))
+
+    def within(p: Path, q: Path) -> bool:
+        return p == q or q in p.parents
+
+    return [p for p in paths
+            if not any(within(p, w) for w in works) and not any(q != p and within(p, q) for q in paths)]
 
 
 # ---- a size-bounded work folder (Docker runner) ----------------------------------------------
