@@ -32,11 +32,11 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from harness.errors import InputError
 from harness.findings import EvidenceStep, Finding, Location, Severity
-from harness.records import TRACKS, FileRule, Listed, file_policy, natural_role, pick_submission
+from harness.records import TRACKS, FilePolicy, FileRule, Listed, file_policy, natural_role, pick_submission
 
 FOLDER_RE = re.compile(r"^\d{4}-\d{2}-\d{2}_\S.*$")
 NOTHING_TO_GATE = "no record added: nothing to gate"
@@ -262,12 +262,14 @@ def shape_of(changes: list[tuple[str, str]], existing: set[str] | None = None,
 class Snapshot:
     """A record folder copied, regular files only and each under its cap, into a private
     temporary tree `root/records/<track>/<name>` that check and audit read; `listing` is the
-    folder as it really is (links and oversized files included), `findings` what was refused."""
+    folder as it really is (links and oversized files included), `findings` what was refused,
+    `track` the track the folder is under (from its repository or absolute path)."""
 
     root: Path
     folder: Path
     listing: list[Listed]
     findings: list[Finding]
+    track: str | None = None
 
 
 def _cap_for(role: str, caps: ExtractCaps) -> int:
@@ -277,15 +279,15 @@ def _cap_for(role: str, caps: ExtractCaps) -> int:
             "entry": caps.code, "code": caps.code}.get(role, caps.other)
 
 
-def _snapshot_dir(tmp: Path, shown_as: str) -> Path:
+def _snapshot_dir(tmp: Path, track: str | None, name: str) -> Path:
     """`tmp/records/<track>/<name>`: the track stays in the path, where the loader looks for it."""
-    track, name = _track_of(shown_as), PurePosixPath(shown_as).name or "record"
-    folder = tmp / "records" / track / name if track else tmp / "records" / name
+    folder = tmp / "records" / track / (name or "record") if track else tmp / "records" / (name or "record")
     folder.mkdir(parents=True)
     return folder
 
 
-def _refusals(listing: list[Listed], shown_as: str, extracted: set[str], caps: ExtractCaps) -> list[Finding]:
+def _refusals(listing: list[Listed], shown_as: str, extracted: set[str], caps: ExtractCaps,
+              policy: FilePolicy, sub: str | None) -> list[Finding]:
     from harness.records import too_large
 
     out = []
@@ -293,8 +295,6 @@ def _refusals(listing: list[Listed], shown_as: str, extracted: set[str], caps: E
     if links:
         out.append(LINKS.finding(", ".join(links[:10]) + (f" and {len(links) - 10} more" if len(links) > 10 else ""),
                                  f"{shown_as}/{links[0]}", paths=links[:100]))
-    sub = pick_submission(listing)
-    policy = file_policy(_track_of(shown_as))
     for e in listing:
         if e.kind == "file" and e.rel not in extracted:
             role = natural_role(e, policy, sub)
@@ -307,11 +307,47 @@ def _track_of(shown_as: str) -> str | None:
     return next((p for p in PurePosixPath(shown_as).parts if p in TRACKS), None)
 
 
+def _extract(listing: list[Listed], dest: Path, policy: FilePolicy, sub: str | None, caps: ExtractCaps,
+             read: Callable[[str, int], bytes | None]) -> set[str]:
+    """Copy the listing's regular files into `dest`: each read with `read(rel, cap)` (None when
+    refused: over its cap, a link, gone), the cap being its role's and never more than what is
+    left of `caps.total`; folders are made as they are listed. Returns the paths extracted."""
+    budget, extracted = caps.total, set()
+    for e in listing:
+        if ".." in PurePosixPath(e.rel).parts or e.rel.startswith("/"):
+            continue
+        if e.kind == "dir":
+            (dest / e.rel).mkdir(parents=True, exist_ok=True)
+            continue
+        if e.kind != "file":
+            continue
+        cap = min(_cap_for(natural_role(e, policy, sub), caps), budget)
+        data = read(e.rel, cap)
+        if data is None or len(data) > cap:
+            continue  # reported from the listing
+        (dest / e.rel).parent.mkdir(parents=True, exist_ok=True)
+        with open(dest / e.rel, "xb") as fh:
+            fh.write(data)
+        budget -= len(data)
+        extracted.add(e.rel)
+    return extracted
+
+
+def _snapshot(tmp: Path, where: str, shown_as: str, listing: list[Listed],
+              read: Callable[[str, int], bytes | None], caps: ExtractCaps) -> Snapshot:
+    """The snapshot of a record folder at `where` (its repository path, or its absolute path:
+    the track is read from it) listed as `listing`, its files read with `read`."""
+    track = _track_of(where)
+    dest = _snapshot_dir(tmp, track, PurePosixPath(where).name)
+    sub, policy = pick_submission(listing), file_policy(track)
+    extracted = _extract(listing, dest, policy, sub, caps, read)
+    return Snapshot(tmp, dest, listing, _refusals(listing, shown_as, extracted, caps, policy, sub), track)
+
+
 def snapshot_from_git(repo: Path, ref: str, folder: str, tmp: Path, caps: ExtractCaps = EXTRACT) -> Snapshot:
     """Extract `folder` of commit `ref` (regular blobs only, each under its cap) into `tmp`."""
-    dest = _snapshot_dir(tmp, folder)
     listing: list[Listed] = []
-    blobs: list[tuple[str, str, int]] = []
+    blobs: dict[str, str] = {}
     for mode, kind, oid, size, rel in tree_entries(repo, ref, folder):
         if kind == "tree":
             listing.append(Listed(rel, "dir", 0))
@@ -321,23 +357,13 @@ def snapshot_from_git(repo: Path, ref: str, folder: str, tmp: Path, caps: Extrac
             listing.append(Listed(rel, "submodule", 0))
         else:
             listing.append(Listed(rel, "file", size or 0))
-            blobs.append((rel, oid, size or 0))
-    sub = pick_submission(listing)
-    policy = file_policy(_track_of(folder))
-    budget, extracted = caps.total, set()
-    for rel, oid, size in blobs:
-        if ".." in PurePosixPath(rel).parts or rel.startswith("/"):
-            continue
-        cap = _cap_for(natural_role(Listed(rel, "file", size), policy, sub), caps)
-        if size > cap or size > budget:
-            continue
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "xb") as fh:
-            _git(repo, "cat-file", "blob", oid, stdout=fh)
-        budget -= size
-        extracted.add(rel)
-    return Snapshot(tmp, dest, listing, _refusals(listing, folder, extracted, caps))
+            blobs[rel] = oid
+    sizes = {e.rel: e.size for e in listing}
+
+    def read(rel: str, cap: int) -> bytes | None:
+        return _git(repo, "cat-file", "blob", blobs[rel]) if sizes[rel] <= cap else None
+
+    return _snapshot(tmp, folder, folder, listing, read, caps)
 
 
 def snapshot_from_folder(folder: Path, tmp: Path, caps: ExtractCaps = EXTRACT) -> Snapshot:
@@ -345,28 +371,13 @@ def snapshot_from_folder(folder: Path, tmp: Path, caps: ExtractCaps = EXTRACT) -
     from audit.safe_read import UnsafeRead, read_under
     from harness.records import list_folder
 
-    shown_as = str(folder)
-    dest = _snapshot_dir(tmp, os.path.abspath(folder))
-    listing = list_folder(folder)
-    sub = pick_submission(listing)
-    policy = file_policy(_track_of(os.path.abspath(folder)))
-    budget, extracted = caps.total, set()
-    for e in listing:
-        if e.kind == "dir":
-            (dest / e.rel).mkdir(parents=True, exist_ok=True)
-            continue
-        if e.kind != "file":
-            continue
-        cap = min(_cap_for(natural_role(e, policy, sub), caps), budget)
+    def read(rel: str, cap: int) -> bytes | None:
         try:
-            data = read_under(folder, e.rel, cap)
+            return read_under(folder, rel, cap)
         except UnsafeRead:
-            continue  # reported from the listing
-        (dest / e.rel).parent.mkdir(parents=True, exist_ok=True)
-        (dest / e.rel).write_bytes(data)
-        budget -= len(data)
-        extracted.add(e.rel)
-    return Snapshot(tmp, dest, listing, _refusals(listing, shown_as, extracted, caps))
+            return None
+
+    return _snapshot(tmp, os.path.abspath(folder), str(folder), list_folder(folder), read, caps)
 
 
 # -- one record ---------------------------------------------------------------------------------

@@ -357,3 +357,29 @@ def test_every_check_rule_has_a_fix_for_the_pr_comment():
     from harness.report.hints import FIXES
 
     assert sorted(set(RULES) - set(FIXES)) == []
+
+
+def test_git_and_folder_snapshots_extract_alike(tmp_path):
+    """One extraction for both sources: folders are made as listed (a folder holding only a link
+    too), each file's cap is never more than what is left of the total, and every code file not
+    extracted is reported as not audited."""
+    from harness.gate import ExtractCaps, snapshot_from_folder, snapshot_from_git
+
+    repo = base_repo(tmp_path)
+    folder = f"{TRACK}/2026-05-01_Budget"
+    write_record(repo / folder)
+    for name in ("helper_a.py", "helper_b.py"):
+        (repo / folder / name).write_text("x = 1\n" * 500)  # 3,000 bytes each
+    (repo / folder / "extra").mkdir()
+    os.symlink("../README.md", repo / folder / "extra" / "x")
+    commit(repo, "pr")
+    caps = ExtractCaps(total=4000)
+    snaps = [snapshot_from_git(repo, "pr", folder, tmp_path / "g", caps),
+             snapshot_from_folder(repo / folder, tmp_path / "f", caps)]
+    for snap in snaps:
+        got = sorted(str(p.relative_to(snap.folder)) for p in snap.folder.rglob("*") if p.is_file())
+        assert got == ["README.md", "helper_a.py", "submission.json"], got
+        assert (snap.folder / "extra").is_dir() and not (snap.folder / "extra" / "x").exists()
+        refused = sorted(f.location.path.rsplit("/", 1)[-1] for f in snap.findings if f.rule_id == "PG-INPUT-003")
+        assert refused == ["helper_b.py", "train_gpt.py"]
+        assert snap.track == "track_10min_16mb"
