@@ -428,7 +428,7 @@ def gate_snapshot(snap: Snapshot, shown_as: str, shape: list[Finding] | None = N
         findings.append(UNREADABLE.finding(e.bare_message, e.path or str(snap.folder), e.line))
     except Exception as e:  # a hostile file must never cost the report: say what failed
         findings.append(UNREADABLE.finding(f"reading the record failed ({type(e).__name__})", str(snap.folder)))
-    findings += required_files_findings(record or partial or snap.listing, str(snap.folder), _track_of(shown_as))
+    findings += required_files_findings(record or partial or snap.listing, str(snap.folder), snap.track)
     if record is not None:
         # the gate's PG-GATE-006 (an error) replaces the loader's warning for each link
         record.findings = [f for f in record.findings if f.rule_id != LINK_WARNING]
@@ -444,7 +444,7 @@ def gate_snapshot(snap: Snapshot, shown_as: str, shape: list[Finding] | None = N
     if audit_report is not None:
         children.append(audit_report)
     report = Report(kind="record", subject=str(snap.folder), findings=findings, children=children,
-                    data={"record": str(snap.folder), "track": _track_of(shown_as),
+                    data={"record": str(snap.folder), "track": snap.track,
                           "files": {e.rel: e.role for e in (record.inventory if record else [])}})
     return relocate(report, str(snap.folder), shown_as)
 

@@ -383,3 +383,20 @@ def test_git_and_folder_snapshots_extract_alike(tmp_path):
         refused = sorted(f.location.path.rsplit("/", 1)[-1] for f in snap.findings if f.rule_id == "PG-INPUT-003")
         assert refused == ["helper_b.py", "train_gpt.py"]
         assert snap.track == "track_10min_16mb"
+
+
+def test_gate_of_a_relative_folder_knows_its_track(tmp_path, capsys, monkeypatch):
+    """`pgolf gate 2026-05-01_Study` run inside records/track_non_record_16mb: the track comes
+    from the folder's real path, so the study's missing logs are warnings, not errors."""
+    track = tmp_path / NON_RECORD
+    study = track / "2026-05-01_Study"
+    study.mkdir(parents=True)
+    shutil.copy(LEGAL, study / "train_gpt.py")
+    (study / "README.md").write_text("# a study\n")
+    monkeypatch.chdir(track)
+    rc = main(["gate", "2026-05-01_Study", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    part = out["children"][0]
+    req = [f for f in part["findings"] if f["id"] == "PG-GATE-003"]
+    assert part["data"]["track"] == "track_non_record_16mb"
+    assert rc == 0 and [f["severity"] for f in req] == ["warning"], req
