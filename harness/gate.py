@@ -423,15 +423,17 @@ def gate_snapshot(snap: Snapshot, shown_as: str, shape: list[Finding] | None = N
         record = load_record(snap.folder, listing=snap.listing)
     except NoTrainLogs as e:  # PG-GATE-003 says logs are missing; the loader's findings say why
         partial = e.record
-        findings += partial.findings
     except InputError as e:
         findings.append(UNREADABLE.finding(e.bare_message, e.path or str(snap.folder), e.line))
     except Exception as e:  # a hostile file must never cost the report: say what failed
         findings.append(UNREADABLE.finding(f"reading the record failed ({type(e).__name__})", str(snap.folder)))
-    findings += required_files_findings(record or partial or snap.listing, str(snap.folder), snap.track)
+    loaded = record or partial
+    if loaded is not None:  # the gate's PG-GATE-006 (an error) replaces the loader's warning for each link
+        loaded.findings = [f for f in loaded.findings if f.rule_id != LINK_WARNING]
+    if partial is not None:
+        findings += partial.findings
+    findings += required_files_findings(loaded or snap.listing, str(snap.folder), snap.track)
     if record is not None:
-        # the gate's PG-GATE-006 (an error) replaces the loader's warning for each link
-        record.findings = [f for f in record.findings if f.rule_id != LINK_WARNING]
         try:
             from harness.checks import check_record
 

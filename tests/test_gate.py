@@ -400,3 +400,18 @@ def test_gate_of_a_relative_folder_knows_its_track(tmp_path, capsys, monkeypatch
     req = [f for f in part["findings"] if f["id"] == "PG-GATE-003"]
     assert part["data"]["track"] == "track_non_record_16mb"
     assert rc == 0 and [f["severity"] for f in req] == ["warning"], req
+
+
+def test_links_are_reported_once_when_no_log_is_readable(tmp_path, capsys):
+    """Every log is a link: the record loads no train log, and each link is still one finding,
+    the gate's PG-GATE-006 error, not also the loader's PG-INPUT-002 warning."""
+    repo = base_repo(tmp_path)
+    folder = repo / TRACK / "2026-05-01_OnlyLinks"
+    write_record(folder)
+    for log in folder.glob("train_seed*.log"):
+        log.unlink()
+        os.symlink("/proc/self/environ", log)
+    commit(repo, "pr")
+    rc, out, _ = gate(capsys, repo)
+    found = ids(out)
+    assert rc == 1 and found.count("PG-GATE-006") == 1 and "PG-INPUT-002" not in found, found
