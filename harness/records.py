@@ -520,8 +520,8 @@ def load_record(path: str | Path, listing: list[Listed] | None = None, policy: F
         elif role in ("entry", "code"):
             record.code_files[e.rel] = e.size  # measured from the listing, never read
         elif role == "log":
-            role = _load_log(record, folder, e, claimed, min(caps.log_bytes, log_budget), found)
-            if role == "log":
+            role = _load_log(record, folder, e, claimed, min(caps.log_bytes, max(log_budget, 0)), found)
+            if role in ("log", "other"):  # parsed in full, train log or not: it cost the read
                 log_budget -= e.size
         record.inventory.append(FileEntry(e.rel, e.kind, e.size, role))
     record.findings = found
