@@ -354,9 +354,9 @@ def test_every_check_rule_has_a_fix_for_the_pr_comment():
     """The PR comment shows a fix under every finding: a check rule added without one would show
     none (four did, before this test)."""
     from harness.checks.registry import RULES
-    from harness.report.hints import FIXES
+    from harness.report.hints import rule_fix
 
-    assert sorted(set(RULES) - set(FIXES)) == []
+    assert sorted(r for r in RULES if not rule_fix(r)) == []
 
 
 def test_git_and_folder_snapshots_extract_alike(tmp_path):
@@ -415,3 +415,21 @@ def test_links_are_reported_once_when_no_log_is_readable(tmp_path, capsys):
     rc, out, _ = gate(capsys, repo)
     found = ids(out)
     assert rc == 1 and found.count("PG-GATE-006") == 1 and "PG-INPUT-002" not in found, found
+
+
+def test_sarif_help_is_the_fix_the_pr_comment_shows(tmp_path, capsys):
+    """SARIF `help` and the PR comment's fix read one lookup: a gate rule (PG-GATE-003) and an
+    audit rule (PG-C3-002, its area's fix) carry help in SARIF too."""
+    from harness.report.hints import rule_fix
+
+    repo = base_repo(tmp_path)
+    folder = write_record(repo / TRACK / "2026-05-01_Bad", ILLEGAL)
+    (folder / "README.md").unlink()
+    commit(repo, "pr")
+    rc, sarif, _ = gate(capsys, repo, fmt="sarif")
+    rules = {r["id"]: r for r in json.loads(sarif)["runs"][0]["tool"]["driver"]["rules"]}
+    assert {"PG-GATE-003", "PG-C3-002"} <= set(rules)
+    for rid in ("PG-GATE-003", "PG-C3-002"):
+        assert rules[rid]["help"]["text"] == rule_fix(rid)
+    assert rules["PG-C3-002"]["help"]["text"].startswith("score every validation token before any update")
+    assert rules["PG-GATE-003"]["help"]["text"] == "add the missing files to the record folder"
