@@ -139,11 +139,9 @@ def gate_text(report: Report) -> str:
 
 # -- markdown --------------------------------------------------------------------------------------
 def _md_finding(f: Finding, folder: str | None, details: bool) -> list[str]:
-    loc = where(f.location, folder)
-    lines = [f"- **{md_text(f.rule_id)}**{' ' + md_code(loc) if loc else ''} — {md_text(f.message)}"]
-    for step in f.evidence:
-        at = f" ({md_code(where(step.location, folder))})" if step.location is not None else ""
-        lines.append(f"  - {md_text(step.message)}{at}")
+    from harness.report.markdown import finding_lines
+
+    lines = finding_lines(f, lambda loc: where(loc, folder))
     if details:
         if (w := _why_line(f)):
             lines.append(f"  - why: {md_text(w)}")
