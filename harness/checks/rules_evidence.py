@@ -16,6 +16,7 @@ from harness.checks.compare import Scores, choose_comparison
 from harness.checks.context import CheckContext
 from harness.checks.denominator import FINEWEB_VAL_BYTES
 from harness.checks.registry import Finding, Rule, rule
+from harness.escape import finite
 from harness.findings import Location, Severity
 from harness.stats import welch_one_sided
 
@@ -113,7 +114,7 @@ def not_significant(r: Rule, ctx: CheckContext, p: SignificanceParams) -> Iterat
                         "--against-losses a,b,c)", where, severity=Severity.NOTE, data={"skipped": True})
         return
     cmp = choose_comparison(candidate_scores(ctx), ctx.against, p.min_improvement_nats, val_bytes(ctx))
-    comparison = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in cmp.to_dict().items()}
+    comparison = finite(cmp.to_dict())[0]
     data = {"baseline": ctx.against.source, "comparison": comparison, "unit": cmp.unit,
             "baseline_losses": ctx.against.val_losses}
     if cmp.refused:
@@ -121,7 +122,7 @@ def not_significant(r: Rule, ctx: CheckContext, p: SignificanceParams) -> Iterat
                         severity=Severity.WARNING, data=data)
         return
     res = welch_one_sided(cmp.baseline, cmp.candidate, cmp.margin, p.alpha)
-    data.update({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in res.to_dict().items()})
+    data.update(finite(res.to_dict())[0])
     head = (f"improvement {res.improvement:.5f} {cmp.unit} over {ctx.against.source} "
             f"(need > {cmp.margin:.5f} {cmp.unit} at p < {p.alpha}; {cmp.why})")
     if not res.decided:
