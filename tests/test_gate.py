@@ -433,3 +433,27 @@ def test_sarif_help_is_the_fix_the_pr_comment_shows(tmp_path, capsys):
         assert rules[rid]["help"]["text"] == rule_fix(rid)
     assert rules["PG-C3-002"]["help"]["text"].startswith("score every validation token before any update")
     assert rules["PG-GATE-003"]["help"]["text"] == "add the missing files to the record folder"
+
+
+def test_action_installs_the_gate_extra_and_declares_its_outputs():
+    """The action installs pgolf with --no-deps and then the `gate` extra of pyproject.toml (read
+    from the installed metadata), so the payload decoders the audit imports lazily (zstandard,
+    brotli: audit/static/decompress.py) are there; every output github_action writes is declared."""
+    import re
+
+    import yaml
+
+    tomllib = pytest.importorskip("tomllib")
+    from harness.github_action import requirements
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    gate_extra = project["optional-dependencies"]["gate"]
+    name = lambda req: re.split(r"[<>=!~ ]", req, maxsplit=1)[0]  # noqa: E731
+    assert {"libcst", "pyyaml", "rich", "zstandard", "brotli"} <= {name(r) for r in gate_extra}
+    assert set(gate_extra) <= set(project["dependencies"])  # the same pins as a full install
+    dist = [*project["dependencies"], *(f'{r}; extra == "gate"' for r in gate_extra), 'pytest>=8.0; extra == "test"']
+    assert requirements(dist) == gate_extra
+    action = yaml.safe_load((REPO_ROOT / "action.yml").read_text())
+    install = action["runs"]["steps"][1]["run"]
+    assert "--no-deps" in install and "$(python -I -m harness.github_action --requirements)" in install
+    assert set(action["outputs"]) == {"verdict", "exit-code", "sarif", "json"}
