@@ -450,12 +450,17 @@ def load_submission(folder: str | Path) -> tuple[dict[str, Any], Path | None, st
     it is refused. Raises `InputError` for invalid JSON, as `load_record` does."""
     folder = Path(folder)
     top = [Listed(e.rel, e.kind, e.size) for e in scan(folder, max_depth=1, hidden=True)]
-    rel = pick_submission(top)
-    entry = next((e for e in top if e.rel == rel), None)
-    return _read_submission(folder, rel if entry and entry.kind == "file" else None, entry.size if entry else 0, CAPS, [])
+    return _listed_submission(folder, top, CAPS, [])[1:]
 
 
-_load_submission = load_submission  # the name harness.reproduce imports
+def _listed_submission(folder: Path, listing: list[Listed], caps: Caps,
+                       out: list[Finding]) -> tuple[str | None, dict[str, Any], Path | None, str]:
+    """(relative path, data, path, text) of the submission file `pick_submission` finds in
+    `listing`, read only when it is a regular file (capped, bounded JSON; refusals go to `out`)."""
+    rel = pick_submission(listing)
+    entry = next((e for e in listing if e.rel == rel), None)
+    return (rel, *_read_submission(folder, rel if entry and entry.kind == "file" else None,
+                                   entry.size if entry else 0, caps, out))
 
 
 def _track(folder: Path, submission: dict[str, Any]) -> tuple[str | None, str]:
@@ -487,10 +492,7 @@ def load_record(path: str | Path, listing: list[Listed] | None = None, policy: F
     if len(listing) > caps.scan_entries:
         listing = listing[:caps.scan_entries]
         found.append(NOT_ENTERED.finding(f"only the first {caps.scan_entries:,} entries are read", str(folder)))
-    sub_rel = pick_submission(listing)
-    sub_entry = next((e for e in listing if e.rel == sub_rel), None)
-    submission, sub_path, sub_text = _read_submission(
-        folder, sub_rel if sub_entry and sub_entry.kind == "file" else None, sub_entry.size if sub_entry else 0, caps, found)
+    sub_rel, submission, sub_path, sub_text = _listed_submission(folder, listing, caps, found)
     track, track_source = _track(folder, submission)
     policy = policy or file_policy(track)
     record = Record(path=folder, track=track, track_source=track_source, submission=submission,
