@@ -614,3 +614,20 @@ def test_subset_reports_record_level_rules_as_not_evaluated(tmp_path):
     assert all(f.severity is Severity.NOTE and f.message == "not evaluated: subset of seeds (ran 42 of 1337, 42, 2025)"
                for f in skipped.values())
     assert sub.data["subset"] == "ran 42 of 1337, 42, 2025"
+
+
+def test_ruleset_setting_is_the_sets_value_else_the_rules_default(tmp_path):
+    """Rules read another rule's number (the byte cap, the validation bytes) through
+    `Ruleset.setting`: the set's value when it selects the rule, else the rule's own default."""
+    from harness.checks.denominator import FINEWEB_VAL_BYTES
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\nversion: '1'\ntrack: track_10min_16mb\nchecks:\n  PG-BYTES-001: {cap_bytes: 15000000}\n")
+    rs = load_ruleset(str(path))
+    assert rs.setting("PG-BYTES-001", "cap_bytes") == 15_000_000
+    assert rs.params("PG-SCORE-001") is None and rs.setting("PG-SCORE-001", "val_bytes") == FINEWEB_VAL_BYTES
+    (tmp_path / "bare.yaml").write_text("name: bare\nversion: '1'\ntrack: track_10min_16mb\nchecks: {PG-SCORE-001: {}}\n")
+    bare = load_ruleset(str(tmp_path / "bare.yaml"))
+    assert bare.setting("PG-BYTES-001", "cap_bytes") == RULES["PG-BYTES-001"].params().cap_bytes == 16_000_000
+    with pytest.raises(AttributeError):
+        rs.setting("PG-BYTES-001", "no_such_setting")

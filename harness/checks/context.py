@@ -19,8 +19,6 @@ from harness.logs import Located
 from harness.records import LogFile, Record, claimed_seeds
 from harness.rulesets import Ruleset
 
-DEFAULT_CAP_BYTES = 16_000_000
-
 _BYTES_KEYS = ("artifact_bytes", "bytes_total", "bytes", "total_bytes")
 
 
@@ -162,8 +160,7 @@ class CheckContext:
     def byte_cap(self) -> int:
         """The track's byte cap (PG-BYTES-001's setting), for rules that judge whether a
         misreported figure hides a broken limit."""
-        p = self.ruleset.params("PG-BYTES-001")
-        return int(getattr(p, "cap_bytes", DEFAULT_CAP_BYTES)) if p is not None else DEFAULT_CAP_BYTES
+        return int(self.ruleset.setting("PG-BYTES-001", "cap_bytes"))
 
     @property
     def tokenizer(self) -> TokenizerId:

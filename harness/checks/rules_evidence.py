@@ -14,7 +14,6 @@ from typing import Iterator
 
 from harness.checks.compare import Scores, choose_comparison
 from harness.checks.context import CheckContext
-from harness.checks.denominator import FINEWEB_VAL_BYTES
 from harness.checks.registry import Finding, Rule, rule
 from harness.escape import finite
 from harness.findings import Location, Severity
@@ -92,8 +91,7 @@ def candidate_scores(ctx: CheckContext) -> Scores:
 
 
 def val_bytes(ctx: CheckContext) -> int:
-    p = ctx.ruleset.params("PG-SCORE-001")
-    return int(getattr(p, "val_bytes", FINEWEB_VAL_BYTES)) if p is not None else FINEWEB_VAL_BYTES
+    return int(ctx.ruleset.setting("PG-SCORE-001", "val_bytes"))
 
 
 @rule("PG-STATS-001", "not-significant", "STATS", "error",
