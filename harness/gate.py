@@ -36,7 +36,8 @@ from typing import Any, Callable, Iterable
 
 from harness.errors import InputError
 from harness.findings import EvidenceStep, Finding, Location, Severity
-from harness.records import TRACKS, FilePolicy, FileRule, Listed, file_policy, natural_role, pick_submission
+from harness.records import (CAPS, REQUIRED_ROLES, TRACKS, FilePolicy, FileRule, Listed, NoTrainLogs, Record,
+                             file_policy, list_folder, load_record, natural_role, pick_submission, too_large)
 
 FOLDER_RE = re.compile(r"^\d{4}-\d{2}-\d{2}_\S.*$")
 NOTHING_TO_GATE = "no record added: nothing to gate"
@@ -273,8 +274,6 @@ class Snapshot:
 
 
 def _cap_for(role: str, caps: ExtractCaps) -> int:
-    from harness.records import CAPS
-
     return {"submission": CAPS.json_bytes, "readme": CAPS.readme_bytes, "log": CAPS.log_bytes,
             "entry": caps.code, "code": caps.code}.get(role, caps.other)
 
@@ -288,8 +287,6 @@ def _snapshot_dir(tmp: Path, track: str | None, name: str) -> Path:
 
 def _refusals(listing: list[Listed], shown_as: str, extracted: set[str], caps: ExtractCaps,
               policy: FilePolicy, sub: str | None) -> list[Finding]:
-    from harness.records import too_large
-
     out = []
     links = [e.rel for e in listing if e.kind in ("link", "submodule")]
     if links:
@@ -369,7 +366,6 @@ def snapshot_from_git(repo: Path, ref: str, folder: str, tmp: Path, caps: Extrac
 def snapshot_from_folder(folder: Path, tmp: Path, caps: ExtractCaps = EXTRACT) -> Snapshot:
     """Copy a record folder's regular files (each under its cap, never through a link) to `tmp`."""
     from audit.safe_read import UnsafeRead, read_under
-    from harness.records import list_folder
 
     def read(rel: str, cap: int) -> bytes | None:
         try:
@@ -386,8 +382,6 @@ def required_files_findings(record_or_listing: Any, shown_as: str, track: str | 
     README, submission.json, an entry script of the track's names, and train logs. A role the
     track's `files.optional` lists is a warning when missing (the non-record track: logs and
     submission.json), any other an error."""
-    from harness.records import REQUIRED_ROLES, Record
-
     if isinstance(record_or_listing, Record):
         policy = record_or_listing.policy
         roles = {e.role for e in record_or_listing.inventory}
@@ -412,7 +406,6 @@ def required_files_findings(record_or_listing: Any, shown_as: str, track: str | 
 def gate_snapshot(snap: Snapshot, shown_as: str, shape: list[Finding] | None = None, against=None):
     """One report for a record: shape findings, refusals, required files, then `check` and
     `audit` of the snapshot as children, every path rewritten from the snapshot to `shown_as`."""
-    from harness.records import NoTrainLogs, load_record
     from harness.report import Report
 
     findings = list(shape or []) + list(snap.findings)
@@ -468,7 +461,7 @@ def audit_folder_report(folder: Path, listing: list[Listed] | None = None, limit
     """The static audit of the folder's Python code as a Report, or None when it has none. Only
     files the snapshot holds are audited, in a worker process (`AuditLimits`); a crash, a
     timeout or an exception of the audit becomes a PG-GATE-005 finding (REVIEW by hand)."""
-    if not any(p.suffix == ".py" for p in folder.glob("*.py")) and not any(
+    if not any(folder.glob("*.py")) and not any(
             e.rel.endswith(".py") for e in (listing or []) if e.kind == "file"):
         return None
     outcome = _in_worker(_audit_worker, str(folder), limits)
@@ -506,7 +499,7 @@ def _in_worker(fn, arg: str, limits: AuditLimits):
         if not receive.poll(limits.seconds):
             return f"over {limits.seconds:.0f} s"
         try:
-            ok, value = receive.recv()
+            _, value = receive.recv()  # a failure comes back as the string saying how it ended
         except (EOFError, OSError):
             child.join(5)
             code = child.exitcode
@@ -623,7 +616,7 @@ def relocate(report, old: str, new: str):
 
     def finding(f: Finding) -> Finding:
         ev = tuple(EvidenceStep(s.message.replace(old, new), loc(s.location)) for s in f.evidence)
-        return replace(f, message=f.message.replace(old + "/", new + "/").replace(old, new),
+        return replace(f, message=f.message.replace(old, new),
                        location=loc(f.location), evidence=ev, data=_data(f.data))
 
     def _data(v: Any) -> Any:

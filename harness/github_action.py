@@ -124,7 +124,6 @@ def main(env: dict[str, str] | None = None, out: TextIO | None = None) -> int:
     if env.get("GITHUB_STEP_SUMMARY"):
         with open(env["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
             fh.write(render("markdown", report) + "\n")
-    args.sarif.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.sarif, render("sarif", report))
     write_text(args.json, render("json", report))
     verdict = "nothing-to-gate" if report.data.get("nothing_to_gate") else report.verdict.value
