@@ -302,13 +302,18 @@ class Record:
     def with_role(self, *roles: str) -> list[FileEntry]:
         return [e for e in self.inventory if e.role in roles]
 
-    def submission_line(self, key: str) -> int | None:
-        """The line of `"key":` in submission.json (first occurrence), for findings."""
-        if not self.submission_text:
+    def submission_line(self, *keys: str) -> int | None:
+        """The line of `"key":` in submission.json, for findings: its first occurrence, or with
+        several keys (a path into nested objects: "seed_results", "42", "val_bpb") the last
+        key's first occurrence after the one before it."""
+        if not self.submission_text or not keys:
             return None
-        m = re.search(r'"' + re.escape(str(key)) + r'"\s*:', self.submission_text)
-        if m is None:
-            return None
+        at = 0
+        for key in keys:
+            m = re.compile(r'"' + re.escape(str(key)) + r'"\s*:').search(self.submission_text, at)
+            if m is None:
+                return None
+            at = m.end()
         return self.submission_text.count("\n", 0, m.start()) + 1
 
     def location_path(self, name: str) -> str:

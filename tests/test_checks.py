@@ -631,3 +631,15 @@ def test_ruleset_setting_is_the_sets_value_else_the_rules_default(tmp_path):
     assert bare.setting("PG-BYTES-001", "cap_bytes") == RULES["PG-BYTES-001"].params().cap_bytes == 16_000_000
     with pytest.raises(AttributeError):
         rs.setting("PG-BYTES-001", "no_such_setting")
+
+
+def test_a_non_number_in_seed_results_points_at_its_own_line(tmp_path):
+    """PG-CLAIMS-006 for `seed_results["42"].val_bpb` names the line of that field, not the
+    top-level `val_bpb`."""
+    rec = copy_record(tmp_path)
+    edit(rec / "submission.json", '"val_bpb": 1.11437394', '"val_bpb": "about 1.114"')
+    text = (rec / "submission.json").read_text()
+    want = text[:text.index('"about 1.114"')].count("\n") + 1
+    hits = [f for f in check_record(load_record(rec)).findings if f.rule_id == "PG-CLAIMS-006"]
+    assert [(f.data["field"], f.location.line) for f in hits] == [("seed_results['42'].val_bpb", want)]
+    assert want != text[:text.index('"val_bpb"')].count("\n") + 1  # not the top-level claim's line

@@ -176,11 +176,12 @@ class CheckContext:
         known = [s for s in self.seeds if s.seed is not None and s.scored is not None]
         return known or [s for s in self.seeds if s.scored is not None]
 
-    def submission_loc(self, key: str) -> Location | None:
+    def submission_loc(self, *keys: str) -> Location | None:
+        """Where `"key":` is in submission.json (`keys`: a path into nested objects)."""
         r = self.record
         if r.submission_path is None:
             return None
-        return Location(str(r.submission_path), r.submission_line(key))
+        return Location(str(r.submission_path), r.submission_line(*keys))
 
 
 def _as_int(x: Any) -> int | None:

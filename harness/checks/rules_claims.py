@@ -228,10 +228,11 @@ SCORE_FIELDS = ("val_bpb", "val_loss")
 FIGURE_FIELDS = ("bytes_total", "artifact_bytes", "bytes", "total_bytes", "steps")
 
 
-def _not_numbers(values: dict, prefix: str) -> Iterator[tuple[str, str, object]]:
+def _not_numbers(values: dict, prefix: str, at: tuple[str, ...] = ()) -> Iterator[tuple[str, str, object, tuple[str, ...]]]:
+    """(field, where it is shown, value, its key path in the file) of each figure that is no number."""
     for key in SCORE_FIELDS + FIGURE_FIELDS:
         if key in values and values[key] is not None and finite_number(values[key]) is None:
-            yield key, f"{prefix}{key}", values[key]
+            yield key, f"{prefix}{key}", values[key], (*at, key)
 
 
 def _shown(value: object) -> str:
@@ -253,19 +254,22 @@ def claim_not_a_number(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
     block = sub.get("seed_results")
     entries = block.items() if isinstance(block, dict) else enumerate(block) if isinstance(block, list) else ()
     for key, entry in entries:
+        # a list entry has no key to find it by: its findings point at `seed_results`
+        at = ("seed_results",) if isinstance(block, list) else ("seed_results", str(key))
         if isinstance(entry, dict):
-            found += _not_numbers(entry, f'seed_results[{key!r}].')
+            for k, w, v, path in _not_numbers(entry, f'seed_results[{key!r}].', at):
+                found.append((k, w, v, path if len(at) > 1 else at))
         elif finite_number(entry) is None and not isinstance(block, list):
-            found.append(("val_bpb", f"seed_results[{key!r}]", entry))
+            found.append(("val_bpb", f"seed_results[{key!r}]", entry, at))
     seeds = sub.get("seeds")
     for i, seed in enumerate(seeds if isinstance(seeds, list) else []):
         if isinstance(seed, bool) or not isinstance(seed, (int, str)) or not str(seed).strip().lstrip("-").isdigit():
-            found.append(("seed", f"seeds[{i}]", seed))
-    for key, where, value in found:
+            found.append(("seed", f"seeds[{i}]", seed, ("seeds",)))
+    for key, where, value, path in found:
         score = key in SCORE_FIELDS
         yield r.finding(
             f"submission.json {where} is {_shown(value)}, not a number"
             + (": the score is not claimed as a number" if score else ": the figure cannot be checked"),
-            ctx.submission_loc(where.rsplit(".", 1)[-1].split("[", 1)[0]),
+            ctx.submission_loc(*path),
             severity=Severity.ERROR if score else Severity.WARNING,
             data={"field": where, "value": _shown(value)})
