@@ -149,9 +149,9 @@ def guard_output(text: str, fmt: str = "text") -> str:
 
 def gha_data(value: Any) -> str:
     """The message part of a workflow command (`::error …::DATA`), escaped as the runner
-    unescapes it: `%` -> `%25`, CR -> `%0D`, LF -> `%0A`."""
-    s = terminal(value)
-    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    unescapes it: `%` -> `%25`. It is one line: `terminal` already shows CR and LF (and every
+    other control character) as visible escapes, so none reaches the runner to end the command."""
+    return terminal(value).replace("%", "%25")
 
 
 def gha_property(value: Any) -> str:

@@ -32,11 +32,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from harness.errors import InputError
 from harness.findings import EvidenceStep, Finding, Location, Severity
-from harness.records import TRACKS, FileRule, Listed, file_policy, natural_role, pick_submission
+from harness.records import (CAPS, REQUIRED_ROLES, TRACKS, FilePolicy, FileRule, Listed, NoTrainLogs, Record,
+                             file_policy, list_folder, load_record, natural_role, pick_submission, too_large)
 
 FOLDER_RE = re.compile(r"^\d{4}-\d{2}-\d{2}_\S.*$")
 NOTHING_TO_GATE = "no record added: nothing to gate"
@@ -262,39 +263,35 @@ def shape_of(changes: list[tuple[str, str]], existing: set[str] | None = None,
 class Snapshot:
     """A record folder copied, regular files only and each under its cap, into a private
     temporary tree `root/records/<track>/<name>` that check and audit read; `listing` is the
-    folder as it really is (links and oversized files included), `findings` what was refused."""
+    folder as it really is (links and oversized files included), `findings` what was refused,
+    `track` the track the folder is under (from its repository or absolute path)."""
 
     root: Path
     folder: Path
     listing: list[Listed]
     findings: list[Finding]
+    track: str | None = None
 
 
 def _cap_for(role: str, caps: ExtractCaps) -> int:
-    from harness.records import CAPS
-
     return {"submission": CAPS.json_bytes, "readme": CAPS.readme_bytes, "log": CAPS.log_bytes,
             "entry": caps.code, "code": caps.code}.get(role, caps.other)
 
 
-def _snapshot_dir(tmp: Path, shown_as: str) -> Path:
+def _snapshot_dir(tmp: Path, track: str | None, name: str) -> Path:
     """`tmp/records/<track>/<name>`: the track stays in the path, where the loader looks for it."""
-    track, name = _track_of(shown_as), PurePosixPath(shown_as).name or "record"
-    folder = tmp / "records" / track / name if track else tmp / "records" / name
+    folder = tmp / "records" / track / (name or "record") if track else tmp / "records" / (name or "record")
     folder.mkdir(parents=True)
     return folder
 
 
-def _refusals(listing: list[Listed], shown_as: str, extracted: set[str], caps: ExtractCaps) -> list[Finding]:
-    from harness.records import too_large
-
+def _refusals(listing: list[Listed], shown_as: str, extracted: set[str], caps: ExtractCaps,
+              policy: FilePolicy, sub: str | None) -> list[Finding]:
     out = []
     links = [e.rel for e in listing if e.kind in ("link", "submodule")]
     if links:
         out.append(LINKS.finding(", ".join(links[:10]) + (f" and {len(links) - 10} more" if len(links) > 10 else ""),
                                  f"{shown_as}/{links[0]}", paths=links[:100]))
-    sub = pick_submission(listing)
-    policy = file_policy(_track_of(shown_as))
     for e in listing:
         if e.kind == "file" and e.rel not in extracted:
             role = natural_role(e, policy, sub)
@@ -307,11 +304,47 @@ def _track_of(shown_as: str) -> str | None:
     return next((p for p in PurePosixPath(shown_as).parts if p in TRACKS), None)
 
 
+def _extract(listing: list[Listed], dest: Path, policy: FilePolicy, sub: str | None, caps: ExtractCaps,
+             read: Callable[[str, int], bytes | None]) -> set[str]:
+    """Copy the listing's regular files into `dest`: each read with `read(rel, cap)` (None when
+    refused: over its cap, a link, gone), the cap being its role's and never more than what is
+    left of `caps.total`; folders are made as they are listed. Returns the paths extracted."""
+    budget, extracted = caps.total, set()
+    for e in listing:
+        if ".." in PurePosixPath(e.rel).parts or e.rel.startswith("/"):
+            continue
+        if e.kind == "dir":
+            (dest / e.rel).mkdir(parents=True, exist_ok=True)
+            continue
+        if e.kind != "file":
+            continue
+        cap = min(_cap_for(natural_role(e, policy, sub), caps), budget)
+        data = read(e.rel, cap)
+        if data is None or len(data) > cap:
+            continue  # reported from the listing
+        (dest / e.rel).parent.mkdir(parents=True, exist_ok=True)
+        with open(dest / e.rel, "xb") as fh:
+            fh.write(data)
+        budget -= len(data)
+        extracted.add(e.rel)
+    return extracted
+
+
+def _snapshot(tmp: Path, where: str, shown_as: str, listing: list[Listed],
+              read: Callable[[str, int], bytes | None], caps: ExtractCaps) -> Snapshot:
+    """The snapshot of a record folder at `where` (its repository path, or its absolute path:
+    the track is read from it) listed as `listing`, its files read with `read`."""
+    track = _track_of(where)
+    dest = _snapshot_dir(tmp, track, PurePosixPath(where).name)
+    sub, policy = pick_submission(listing), file_policy(track)
+    extracted = _extract(listing, dest, policy, sub, caps, read)
+    return Snapshot(tmp, dest, listing, _refusals(listing, shown_as, extracted, caps, policy, sub), track)
+
+
 def snapshot_from_git(repo: Path, ref: str, folder: str, tmp: Path, caps: ExtractCaps = EXTRACT) -> Snapshot:
     """Extract `folder` of commit `ref` (regular blobs only, each under its cap) into `tmp`."""
-    dest = _snapshot_dir(tmp, folder)
     listing: list[Listed] = []
-    blobs: list[tuple[str, str, int]] = []
+    blobs: dict[str, str] = {}
     for mode, kind, oid, size, rel in tree_entries(repo, ref, folder):
         if kind == "tree":
             listing.append(Listed(rel, "dir", 0))
@@ -321,52 +354,26 @@ def snapshot_from_git(repo: Path, ref: str, folder: str, tmp: Path, caps: Extrac
             listing.append(Listed(rel, "submodule", 0))
         else:
             listing.append(Listed(rel, "file", size or 0))
-            blobs.append((rel, oid, size or 0))
-    sub = pick_submission(listing)
-    policy = file_policy(_track_of(folder))
-    budget, extracted = caps.total, set()
-    for rel, oid, size in blobs:
-        if ".." in PurePosixPath(rel).parts or rel.startswith("/"):
-            continue
-        cap = _cap_for(natural_role(Listed(rel, "file", size), policy, sub), caps)
-        if size > cap or size > budget:
-            continue
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "xb") as fh:
-            _git(repo, "cat-file", "blob", oid, stdout=fh)
-        budget -= size
-        extracted.add(rel)
-    return Snapshot(tmp, dest, listing, _refusals(listing, folder, extracted, caps))
+            blobs[rel] = oid
+    sizes = {e.rel: e.size for e in listing}
+
+    def read(rel: str, cap: int) -> bytes | None:
+        return _git(repo, "cat-file", "blob", blobs[rel]) if sizes[rel] <= cap else None
+
+    return _snapshot(tmp, folder, folder, listing, read, caps)
 
 
 def snapshot_from_folder(folder: Path, tmp: Path, caps: ExtractCaps = EXTRACT) -> Snapshot:
     """Copy a record folder's regular files (each under its cap, never through a link) to `tmp`."""
     from audit.safe_read import UnsafeRead, read_under
-    from harness.records import list_folder
 
-    shown_as = str(folder)
-    dest = _snapshot_dir(tmp, os.path.abspath(folder))
-    listing = list_folder(folder)
-    sub = pick_submission(listing)
-    policy = file_policy(_track_of(os.path.abspath(folder)))
-    budget, extracted = caps.total, set()
-    for e in listing:
-        if e.kind == "dir":
-            (dest / e.rel).mkdir(parents=True, exist_ok=True)
-            continue
-        if e.kind != "file":
-            continue
-        cap = min(_cap_for(natural_role(e, policy, sub), caps), budget)
+    def read(rel: str, cap: int) -> bytes | None:
         try:
-            data = read_under(folder, e.rel, cap)
+            return read_under(folder, rel, cap)
         except UnsafeRead:
-            continue  # reported from the listing
-        (dest / e.rel).parent.mkdir(parents=True, exist_ok=True)
-        (dest / e.rel).write_bytes(data)
-        budget -= len(data)
-        extracted.add(e.rel)
-    return Snapshot(tmp, dest, listing, _refusals(listing, shown_as, extracted, caps))
+            return None
+
+    return _snapshot(tmp, os.path.abspath(folder), str(folder), list_folder(folder), read, caps)
 
 
 # -- one record ---------------------------------------------------------------------------------
@@ -375,8 +382,6 @@ def required_files_findings(record_or_listing: Any, shown_as: str, track: str | 
     README, submission.json, an entry script of the track's names, and train logs. A role the
     track's `files.optional` lists is a warning when missing (the non-record track: logs and
     submission.json), any other an error."""
-    from harness.records import REQUIRED_ROLES, Record
-
     if isinstance(record_or_listing, Record):
         policy = record_or_listing.policy
         roles = {e.role for e in record_or_listing.inventory}
@@ -401,7 +406,6 @@ def required_files_findings(record_or_listing: Any, shown_as: str, track: str | 
 def gate_snapshot(snap: Snapshot, shown_as: str, shape: list[Finding] | None = None, against=None):
     """One report for a record: shape findings, refusals, required files, then `check` and
     `audit` of the snapshot as children, every path rewritten from the snapshot to `shown_as`."""
-    from harness.records import NoTrainLogs, load_record
     from harness.report import Report
 
     findings = list(shape or []) + list(snap.findings)
@@ -412,15 +416,17 @@ def gate_snapshot(snap: Snapshot, shown_as: str, shape: list[Finding] | None = N
         record = load_record(snap.folder, listing=snap.listing)
     except NoTrainLogs as e:  # PG-GATE-003 says logs are missing; the loader's findings say why
         partial = e.record
-        findings += partial.findings
     except InputError as e:
         findings.append(UNREADABLE.finding(e.bare_message, e.path or str(snap.folder), e.line))
     except Exception as e:  # a hostile file must never cost the report: say what failed
         findings.append(UNREADABLE.finding(f"reading the record failed ({type(e).__name__})", str(snap.folder)))
-    findings += required_files_findings(record or partial or snap.listing, str(snap.folder), _track_of(shown_as))
+    loaded = record or partial
+    if loaded is not None:  # the gate's PG-GATE-006 (an error) replaces the loader's warning for each link
+        loaded.findings = [f for f in loaded.findings if f.rule_id != LINK_WARNING]
+    if partial is not None:
+        findings += partial.findings
+    findings += required_files_findings(loaded or snap.listing, str(snap.folder), snap.track)
     if record is not None:
-        # the gate's PG-GATE-006 (an error) replaces the loader's warning for each link
-        record.findings = [f for f in record.findings if f.rule_id != LINK_WARNING]
         try:
             from harness.checks import check_record
 
@@ -433,7 +439,7 @@ def gate_snapshot(snap: Snapshot, shown_as: str, shape: list[Finding] | None = N
     if audit_report is not None:
         children.append(audit_report)
     report = Report(kind="record", subject=str(snap.folder), findings=findings, children=children,
-                    data={"record": str(snap.folder), "track": _track_of(shown_as),
+                    data={"record": str(snap.folder), "track": snap.track,
                           "files": {e.rel: e.role for e in (record.inventory if record else [])}})
     return relocate(report, str(snap.folder), shown_as)
 
@@ -455,7 +461,7 @@ def audit_folder_report(folder: Path, listing: list[Listed] | None = None, limit
     """The static audit of the folder's Python code as a Report, or None when it has none. Only
     files the snapshot holds are audited, in a worker process (`AuditLimits`); a crash, a
     timeout or an exception of the audit becomes a PG-GATE-005 finding (REVIEW by hand)."""
-    if not any(p.suffix == ".py" for p in folder.glob("*.py")) and not any(
+    if not any(folder.glob("*.py")) and not any(
             e.rel.endswith(".py") for e in (listing or []) if e.kind == "file"):
         return None
     outcome = _in_worker(_audit_worker, str(folder), limits)
@@ -493,7 +499,7 @@ def _in_worker(fn, arg: str, limits: AuditLimits):
         if not receive.poll(limits.seconds):
             return f"over {limits.seconds:.0f} s"
         try:
-            ok, value = receive.recv()
+            _, value = receive.recv()  # a failure comes back as the string saying how it ended
         except (EOFError, OSError):
             child.join(5)
             code = child.exitcode
@@ -610,7 +616,7 @@ def relocate(report, old: str, new: str):
 
     def finding(f: Finding) -> Finding:
         ev = tuple(EvidenceStep(s.message.replace(old, new), loc(s.location)) for s in f.evidence)
-        return replace(f, message=f.message.replace(old + "/", new + "/").replace(old, new),
+        return replace(f, message=f.message.replace(old, new),
                        location=loc(f.location), evidence=ev, data=_data(f.data))
 
     def _data(v: Any) -> Any:

@@ -1,6 +1,7 @@
 """The gate as a GitHub check: what the composite action (`action.yml`) runs.
 
     python -I -m harness.github_action          # in a pull_request job, after actions/checkout
+    python -I -m harness.github_action --requirements   # what the gate needs besides pgolf (the `gate` extra)
 
 It reads the GitHub Actions environment, gates the PR like `pgolf gate --repo --base --head`,
 and reports it the ways GitHub shows a check:
@@ -79,6 +80,23 @@ def set_outputs(path: str | None, values: dict[str, str]) -> None:
             fh.write(f"{k}<<{delim}\n{v}\n{delim}\n")
 
 
+def requirements(requires: list[str] | None = None, extra: str = "gate") -> list[str]:
+    """The packages the gate needs besides pgolf: the `gate` extra of pyproject.toml, read from
+    the installed package's metadata (`requires`: its Requires-Dist lines). The action installs
+    pgolf with --no-deps (the gate needs no torch), then these:
+    `python -I -m harness.github_action --requirements` prints them, one per line."""
+    if requires is None:
+        from importlib.metadata import requires as dist_requires
+
+        requires = dist_requires("pgolf") or []
+    out = []
+    for req in requires:
+        spec, _, marker = req.partition(";")
+        if marker.replace(" ", "").replace("'", '"') == f'extra=="{extra}"':
+            out.append(spec.strip())
+    return out
+
+
 def main(env: dict[str, str] | None = None, out: TextIO | None = None) -> int:
     from harness.atomic import write_text
     from harness.commands.gate import build
@@ -106,7 +124,6 @@ def main(env: dict[str, str] | None = None, out: TextIO | None = None) -> int:
     if env.get("GITHUB_STEP_SUMMARY"):
         with open(env["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
             fh.write(render("markdown", report) + "\n")
-    args.sarif.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.sarif, render("sarif", report))
     write_text(args.json, render("json", report))
     verdict = "nothing-to-gate" if report.data.get("nothing_to_gate") else report.verdict.value
@@ -117,4 +134,7 @@ def main(env: dict[str, str] | None = None, out: TextIO | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--requirements"]:
+        print("\n".join(requirements()))
+        sys.exit(0)
     sys.exit(main())

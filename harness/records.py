@@ -302,13 +302,18 @@ class Record:
     def with_role(self, *roles: str) -> list[FileEntry]:
         return [e for e in self.inventory if e.role in roles]
 
-    def submission_line(self, key: str) -> int | None:
-        """The line of `"key":` in submission.json (first occurrence), for findings."""
-        if not self.submission_text:
+    def submission_line(self, *keys: str) -> int | None:
+        """The line of `"key":` in submission.json, for findings: its first occurrence, or with
+        several keys (a path into nested objects: "seed_results", "42", "val_bpb") the last
+        key's first occurrence after the one before it."""
+        if not self.submission_text or not keys:
             return None
-        m = re.search(r'"' + re.escape(str(key)) + r'"\s*:', self.submission_text)
-        if m is None:
-            return None
+        at = 0
+        for key in keys:
+            m = re.compile(r'"' + re.escape(str(key)) + r'"\s*:').search(self.submission_text, at)
+            if m is None:
+                return None
+            at = m.end()
         return self.submission_text.count("\n", 0, m.start()) + 1
 
     def location_path(self, name: str) -> str:
@@ -450,12 +455,17 @@ def load_submission(folder: str | Path) -> tuple[dict[str, Any], Path | None, st
     it is refused. Raises `InputError` for invalid JSON, as `load_record` does."""
     folder = Path(folder)
     top = [Listed(e.rel, e.kind, e.size) for e in scan(folder, max_depth=1, hidden=True)]
-    rel = pick_submission(top)
-    entry = next((e for e in top if e.rel == rel), None)
-    return _read_submission(folder, rel if entry and entry.kind == "file" else None, entry.size if entry else 0, CAPS, [])
+    return _listed_submission(folder, top, CAPS, [])[1:]
 
 
-_load_submission = load_submission  # the name harness.reproduce imports
+def _listed_submission(folder: Path, listing: list[Listed], caps: Caps,
+                       out: list[Finding]) -> tuple[str | None, dict[str, Any], Path | None, str]:
+    """(relative path, data, path, text) of the submission file `pick_submission` finds in
+    `listing`, read only when it is a regular file (capped, bounded JSON; refusals go to `out`)."""
+    rel = pick_submission(listing)
+    entry = next((e for e in listing if e.rel == rel), None)
+    return (rel, *_read_submission(folder, rel if entry and entry.kind == "file" else None,
+                                   entry.size if entry else 0, caps, out))
 
 
 def _track(folder: Path, submission: dict[str, Any]) -> tuple[str | None, str]:
@@ -487,10 +497,7 @@ def load_record(path: str | Path, listing: list[Listed] | None = None, policy: F
     if len(listing) > caps.scan_entries:
         listing = listing[:caps.scan_entries]
         found.append(NOT_ENTERED.finding(f"only the first {caps.scan_entries:,} entries are read", str(folder)))
-    sub_rel = pick_submission(listing)
-    sub_entry = next((e for e in listing if e.rel == sub_rel), None)
-    submission, sub_path, sub_text = _read_submission(
-        folder, sub_rel if sub_entry and sub_entry.kind == "file" else None, sub_entry.size if sub_entry else 0, caps, found)
+    sub_rel, submission, sub_path, sub_text = _listed_submission(folder, listing, caps, found)
     track, track_source = _track(folder, submission)
     policy = policy or file_policy(track)
     record = Record(path=folder, track=track, track_source=track_source, submission=submission,
@@ -520,8 +527,8 @@ def load_record(path: str | Path, listing: list[Listed] | None = None, policy: F
         elif role in ("entry", "code"):
             record.code_files[e.rel] = e.size  # measured from the listing, never read
         elif role == "log":
-            role = _load_log(record, folder, e, claimed, min(caps.log_bytes, log_budget), found)
-            if role == "log":
+            role = _load_log(record, folder, e, claimed, min(caps.log_bytes, max(log_budget, 0)), found)
+            if role in ("log", "other"):  # parsed in full, train log or not: it cost the read
                 log_budget -= e.size
         record.inventory.append(FileEntry(e.rel, e.kind, e.size, role))
     record.findings = found

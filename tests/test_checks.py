@@ -614,3 +614,32 @@ def test_subset_reports_record_level_rules_as_not_evaluated(tmp_path):
     assert all(f.severity is Severity.NOTE and f.message == "not evaluated: subset of seeds (ran 42 of 1337, 42, 2025)"
                for f in skipped.values())
     assert sub.data["subset"] == "ran 42 of 1337, 42, 2025"
+
+
+def test_ruleset_setting_is_the_sets_value_else_the_rules_default(tmp_path):
+    """Rules read another rule's number (the byte cap, the validation bytes) through
+    `Ruleset.setting`: the set's value when it selects the rule, else the rule's own default."""
+    from harness.checks.denominator import FINEWEB_VAL_BYTES
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\nversion: '1'\ntrack: track_10min_16mb\nchecks:\n  PG-BYTES-001: {cap_bytes: 15000000}\n")
+    rs = load_ruleset(str(path))
+    assert rs.setting("PG-BYTES-001", "cap_bytes") == 15_000_000
+    assert rs.params("PG-SCORE-001") is None and rs.setting("PG-SCORE-001", "val_bytes") == FINEWEB_VAL_BYTES
+    (tmp_path / "bare.yaml").write_text("name: bare\nversion: '1'\ntrack: track_10min_16mb\nchecks: {PG-SCORE-001: {}}\n")
+    bare = load_ruleset(str(tmp_path / "bare.yaml"))
+    assert bare.setting("PG-BYTES-001", "cap_bytes") == RULES["PG-BYTES-001"].params().cap_bytes == 16_000_000
+    with pytest.raises(AttributeError):
+        rs.setting("PG-BYTES-001", "no_such_setting")
+
+
+def test_a_non_number_in_seed_results_points_at_its_own_line(tmp_path):
+    """PG-CLAIMS-006 for `seed_results["42"].val_bpb` names the line of that field, not the
+    top-level `val_bpb`."""
+    rec = copy_record(tmp_path)
+    edit(rec / "submission.json", '"val_bpb": 1.11437394', '"val_bpb": "about 1.114"')
+    text = (rec / "submission.json").read_text()
+    want = text[:text.index('"about 1.114"')].count("\n") + 1
+    hits = [f for f in check_record(load_record(rec)).findings if f.rule_id == "PG-CLAIMS-006"]
+    assert [(f.data["field"], f.location.line) for f in hits] == [("seed_results['42'].val_bpb", want)]
+    assert want != text[:text.index('"val_bpb"')].count("\n") + 1  # not the top-level claim's line

@@ -354,6 +354,106 @@ def test_every_check_rule_has_a_fix_for_the_pr_comment():
     """The PR comment shows a fix under every finding: a check rule added without one would show
     none (four did, before this test)."""
     from harness.checks.registry import RULES
-    from harness.report.hints import FIXES
+    from harness.report.hints import rule_fix
 
-    assert sorted(set(RULES) - set(FIXES)) == []
+    assert sorted(r for r in RULES if not rule_fix(r)) == []
+
+
+def test_git_and_folder_snapshots_extract_alike(tmp_path):
+    """One extraction for both sources: folders are made as listed (a folder holding only a link
+    too), each file's cap is never more than what is left of the total, and every code file not
+    extracted is reported as not audited."""
+    from harness.gate import ExtractCaps, snapshot_from_folder, snapshot_from_git
+
+    repo = base_repo(tmp_path)
+    folder = f"{TRACK}/2026-05-01_Budget"
+    write_record(repo / folder)
+    for name in ("helper_a.py", "helper_b.py"):
+        (repo / folder / name).write_text("x = 1\n" * 500)  # 3,000 bytes each
+    (repo / folder / "extra").mkdir()
+    os.symlink("../README.md", repo / folder / "extra" / "x")
+    commit(repo, "pr")
+    caps = ExtractCaps(total=4000)
+    snaps = [snapshot_from_git(repo, "pr", folder, tmp_path / "g", caps),
+             snapshot_from_folder(repo / folder, tmp_path / "f", caps)]
+    for snap in snaps:
+        got = sorted(str(p.relative_to(snap.folder)) for p in snap.folder.rglob("*") if p.is_file())
+        assert got == ["README.md", "helper_a.py", "submission.json"], got
+        assert (snap.folder / "extra").is_dir() and not (snap.folder / "extra" / "x").exists()
+        refused = sorted(f.location.path.rsplit("/", 1)[-1] for f in snap.findings if f.rule_id == "PG-INPUT-003")
+        assert refused == ["helper_b.py", "train_gpt.py"]
+        assert snap.track == "track_10min_16mb"
+
+
+def test_gate_of_a_relative_folder_knows_its_track(tmp_path, capsys, monkeypatch):
+    """`pgolf gate 2026-05-01_Study` run inside records/track_non_record_16mb: the track comes
+    from the folder's real path, so the study's missing logs are warnings, not errors."""
+    track = tmp_path / NON_RECORD
+    study = track / "2026-05-01_Study"
+    study.mkdir(parents=True)
+    shutil.copy(LEGAL, study / "train_gpt.py")
+    (study / "README.md").write_text("# a study\n")
+    monkeypatch.chdir(track)
+    rc = main(["gate", "2026-05-01_Study", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    part = out["children"][0]
+    req = [f for f in part["findings"] if f["id"] == "PG-GATE-003"]
+    assert part["data"]["track"] == "track_non_record_16mb"
+    assert rc == 0 and [f["severity"] for f in req] == ["warning"], req
+
+
+def test_links_are_reported_once_when_no_log_is_readable(tmp_path, capsys):
+    """Every log is a link: the record loads no train log, and each link is still one finding,
+    the gate's PG-GATE-006 error, not also the loader's PG-INPUT-002 warning."""
+    repo = base_repo(tmp_path)
+    folder = repo / TRACK / "2026-05-01_OnlyLinks"
+    write_record(folder)
+    for log in folder.glob("train_seed*.log"):
+        log.unlink()
+        os.symlink("/proc/self/environ", log)
+    commit(repo, "pr")
+    rc, out, _ = gate(capsys, repo)
+    found = ids(out)
+    assert rc == 1 and found.count("PG-GATE-006") == 1 and "PG-INPUT-002" not in found, found
+
+
+def test_sarif_help_is_the_fix_the_pr_comment_shows(tmp_path, capsys):
+    """SARIF `help` and the PR comment's fix read one lookup: a gate rule (PG-GATE-003) and an
+    audit rule (PG-C3-002, its area's fix) carry help in SARIF too."""
+    from harness.report.hints import rule_fix
+
+    repo = base_repo(tmp_path)
+    folder = write_record(repo / TRACK / "2026-05-01_Bad", ILLEGAL)
+    (folder / "README.md").unlink()
+    commit(repo, "pr")
+    rc, sarif, _ = gate(capsys, repo, fmt="sarif")
+    rules = {r["id"]: r for r in json.loads(sarif)["runs"][0]["tool"]["driver"]["rules"]}
+    assert {"PG-GATE-003", "PG-C3-002"} <= set(rules)
+    for rid in ("PG-GATE-003", "PG-C3-002"):
+        assert rules[rid]["help"]["text"] == rule_fix(rid)
+    assert rules["PG-C3-002"]["help"]["text"].startswith("score every validation token before any update")
+    assert rules["PG-GATE-003"]["help"]["text"] == "add the missing files to the record folder"
+
+
+def test_action_installs_the_gate_extra_and_declares_its_outputs():
+    """The action installs pgolf with --no-deps and then the `gate` extra of pyproject.toml (read
+    from the installed metadata), so the payload decoders the audit imports lazily (zstandard,
+    brotli: audit/static/decompress.py) are there; every output github_action writes is declared."""
+    import re
+
+    import yaml
+
+    tomllib = pytest.importorskip("tomllib")
+    from harness.github_action import requirements
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    gate_extra = project["optional-dependencies"]["gate"]
+    name = lambda req: re.split(r"[<>=!~ ]", req, maxsplit=1)[0]  # noqa: E731
+    assert {"libcst", "pyyaml", "rich", "zstandard", "brotli"} <= {name(r) for r in gate_extra}
+    assert set(gate_extra) <= set(project["dependencies"])  # the same pins as a full install
+    dist = [*project["dependencies"], *(f'{r}; extra == "gate"' for r in gate_extra), 'pytest>=8.0; extra == "test"']
+    assert requirements(dist) == gate_extra
+    action = yaml.safe_load((REPO_ROOT / "action.yml").read_text())
+    install = action["runs"]["steps"][1]["run"]
+    assert "--no-deps" in install and "$(python -I -m harness.github_action --requirements)" in install
+    assert set(action["outputs"]) == {"verdict", "exit-code", "sarif", "json"}

@@ -186,3 +186,18 @@ def test_corpus_timing_lines_are_parsed_wherever_printed(corpus):
                 assert parse_log(p).timing(kind), (p, kind)
                 n += 1
     assert n > 100
+
+
+def test_lines_cut_by_the_reader_are_long_lines_not_decode_errors(tmp_path):
+    """The streamed reader cuts a line at MAX_LINE_CHARS * 4 bytes: at a character boundary
+    (20,000 emoji, 4 bytes each) the line is still a long line, and in the middle of a character
+    (30,000 CJK characters, 3 bytes each) the partial character is no undecodable byte. The file
+    parses to the figures the whole-text parser gives."""
+    from harness.logs.parse import parse_log, parse_log_file
+
+    text = "\U0001F600" * 20_000 + "\n" + "\u4e2d" * 30_000 + "\nstep:1/2 train_loss:1.0\n"
+    (tmp_path / "wide.log").write_text(text, encoding="utf-8")
+    run = parse_log_file(tmp_path, "wide.log")
+    whole = parse_log(text)
+    assert (run.long_lines, run.decode_errors) == (whole.long_lines, whole.decode_errors) == (2, 0)
+    assert run.line_count == 3 and run.last_step == 1

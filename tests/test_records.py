@@ -246,3 +246,24 @@ def test_a_record_whose_only_log_is_over_its_cap_says_so(tmp_path):
     with pytest.raises(NoTrainLogs, match=r"not read: train_seed1\.log \(too-large\)") as e:
         load_record(tmp_path, caps=Caps(log_bytes=1000))
     assert [f.rule_id for f in e.value.record.findings] == ["PG-INPUT-003"]
+
+
+def test_every_parsed_log_candidate_is_charged_to_the_combined_log_cap(tmp_path):
+    """A `.txt` is parsed in full before its content says it is no train log: that read counts
+    against `all_logs_bytes` too, so a record of large notes cannot make the loader parse more
+    than the combined cap. Here three 4,000-byte notes spend a 9,000-byte budget: the third
+    note and the log after them are refused, not read."""
+    from harness.records import Caps, NoTrainLogs, load_record
+
+    (tmp_path / "README.md").write_text("# r\n")
+    for i in (1, 2, 3):
+        (tmp_path / f"notes{i}.txt").write_text("a few words about the idea\n" * 148)  # 3,996 bytes
+    (tmp_path / "train_seed1.log").write_text((FIX / "record_3seed" / "train_seed42.log").read_text())
+    with pytest.raises(NoTrainLogs) as e:
+        load_record(tmp_path, caps=Caps(all_logs_bytes=9_000))
+    roles = {x.rel: x.role for x in e.value.record.inventory}
+    assert roles == {"README.md": "readme", "notes1.txt": "other", "notes2.txt": "other",
+                     "notes3.txt": "too-large", "train_seed1.log": "too-large"}
+    assert [f.rule_id for f in e.value.record.findings] == ["PG-INPUT-003", "PG-INPUT-003"]
+    rec = load_record(tmp_path, caps=Caps(all_logs_bytes=20_000))  # room for all: the log loads
+    assert [lf.rel.rsplit("/", 1)[-1] for lf in rec.logs] == ["train_seed1.log"]

@@ -19,8 +19,6 @@ from harness.logs import Located
 from harness.records import LogFile, Record, claimed_seeds
 from harness.rulesets import Ruleset
 
-DEFAULT_CAP_BYTES = 16_000_000
-
 _BYTES_KEYS = ("artifact_bytes", "bytes_total", "bytes", "total_bytes")
 
 
@@ -162,8 +160,7 @@ class CheckContext:
     def byte_cap(self) -> int:
         """The track's byte cap (PG-BYTES-001's setting), for rules that judge whether a
         misreported figure hides a broken limit."""
-        p = self.ruleset.params("PG-BYTES-001")
-        return int(getattr(p, "cap_bytes", DEFAULT_CAP_BYTES)) if p is not None else DEFAULT_CAP_BYTES
+        return int(self.ruleset.setting("PG-BYTES-001", "cap_bytes"))
 
     @property
     def tokenizer(self) -> TokenizerId:
@@ -179,11 +176,12 @@ class CheckContext:
         known = [s for s in self.seeds if s.seed is not None and s.scored is not None]
         return known or [s for s in self.seeds if s.scored is not None]
 
-    def submission_loc(self, key: str) -> Location | None:
+    def submission_loc(self, *keys: str) -> Location | None:
+        """Where `"key":` is in submission.json (`keys`: a path into nested objects)."""
         r = self.record
         if r.submission_path is None:
             return None
-        return Location(str(r.submission_path), r.submission_line(key))
+        return Location(str(r.submission_path), r.submission_line(*keys))
 
 
 def _as_int(x: Any) -> int | None:

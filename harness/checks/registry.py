@@ -62,6 +62,7 @@ class Rule:
     fn: CheckFn
     policy: tuple[str, ...] = ()  # the policy clauses (POLICY) its findings follow
     scope: str = "seed"  # "seed" or "record" (see the module docstring)
+    fix: str = ""  # how a PR author fixes a finding of this rule, in one line (the PR comment, SARIF help)
 
     def finding(
         self,
@@ -108,9 +109,10 @@ RULES: dict[str, Rule] = {}
 
 
 def rule(id: str, name: str, condition: str, severity: str | Severity, summary: str,
-         params: type = NoParams, *, policy: str | tuple[str, ...], scope: str = "seed") -> Callable[[CheckFn], Rule]:
+         params: type = NoParams, *, policy: str | tuple[str, ...], scope: str = "seed", fix: str = "") -> Callable[[CheckFn], Rule]:
     """Register a check function under `id`. Refuses duplicate ids, unknown conditions, policy
-    clauses and scopes, and a rule without a docstring (its rationale)."""
+    clauses and scopes, and a rule without a docstring (its rationale). `fix` is the one line a PR
+    author reads under each finding (tests/test_gate.py holds every rule to having one)."""
     if condition not in CONDITIONS:
         raise ValueError(f"{id}: unknown condition {condition!r}")
     if not dataclasses.is_dataclass(params):
@@ -127,7 +129,7 @@ def rule(id: str, name: str, condition: str, severity: str | Severity, summary: 
             raise ValueError(f"rule id {id!r} registered twice")
         if not (fn.__doc__ or "").strip():
             raise ValueError(f"{id}: a rule's docstring is its rationale; write one")
-        r = Rule(id, name, condition, Severity(severity), summary, params, fn, clauses, scope)
+        r = Rule(id, name, condition, Severity(severity), summary, params, fn, clauses, scope, fix)
         RULES[id] = r
         return r
 

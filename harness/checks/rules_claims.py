@@ -27,7 +27,8 @@ class SeedsParams:
 
 
 @rule("PG-SEEDS-001", "too-few-seeds", "SEEDS", "error",
-      "Fewer distinct seeds with scored logs than the track requires.", SeedsParams, policy="limit", scope="record")
+      "Fewer distinct seeds with scored logs than the track requires.", SeedsParams, policy="limit", scope="record",
+      fix='add the train logs of at least 3 seeds')
 def too_few_seeds(r: Rule, ctx: CheckContext, p: SeedsParams) -> Iterator[Finding]:
     """The upstream README: a record "must provide enough run logs to show at p < 0.01" that it
     beats the current one; the track's rule set sets that number (3). Too few scored seeds is a
@@ -42,7 +43,8 @@ def too_few_seeds(r: Rule, ctx: CheckContext, p: SeedsParams) -> Iterator[Findin
 
 
 @rule("PG-SEEDS-002", "seed-name-mismatch", "SEEDS", "warning",
-      "A log's file name names a different seed from the one the log printed.", policy="figure")
+      "A log's file name names a different seed from the one the log printed.", policy="figure",
+      fix='name each log after the seed it printed')
 def seed_name_mismatch(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
     """A file name that names another seed than the log printed is a misreported label (policy
     `figure`): the seed the log printed (or the claimed one, for forks that print a default)
@@ -64,7 +66,8 @@ class ToleranceParams:
 
 @rule("PG-CLAIMS-001", "val-bpb-not-mean", "CLAIMS", "error",
       "submission.json val_bpb is not the mean of the per-seed scored val_bpb.", ToleranceParams,
-      policy="score", scope="record")
+      policy="score", scope="record",
+      fix='set val_bpb in submission.json to the mean of the scored per-seed val_bpb')
 def val_bpb_not_mean(r: Rule, ctx: CheckContext, p: ToleranceParams) -> Iterator[Finding]:
     """`val_bpb` is the record's score: the leaderboard ranks it. A claim that is not the mean of
     the scored logs — the best seed, one seed of several, a figure no log prints — misreports
@@ -113,7 +116,8 @@ def figure_severity(claimed: float, logged: float, cap: int) -> tuple[Severity, 
 
 @rule("PG-CLAIMS-002", "bytes-total-not-max", "CLAIMS", "warning",
       "submission.json bytes_total is not the largest per-seed artifact total.",
-      policy=("figure", "hidden-limit"), scope="record")
+      policy=("figure", "hidden-limit"), scope="record",
+      fix='set bytes_total in submission.json to the largest per-seed total')
 def bytes_total_not_max(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
     """`bytes_total` should be the largest per-seed total. Given as one seed's figure, the mean,
     or a rounded number while every seed fits the cap, it is a misreported figure (policy
@@ -146,7 +150,8 @@ def bytes_total_not_max(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
 
 @rule("PG-CLAIMS-003", "seed-result-mismatch", "CLAIMS", "error",
       "A per-seed entry of submission.json disagrees with that seed's log.", ToleranceParams,
-      policy=("score", "figure", "hidden-limit"))
+      policy=("score", "figure", "hidden-limit"),
+      fix="copy each seed's figures in submission.json from that seed's log")
 def seed_result_mismatch(r: Rule, ctx: CheckContext, p: ToleranceParams) -> Iterator[Finding]:
     """A seed's claimed `val_bpb` or `val_loss` that its log does not print misreports the score
     (policy `score`, an error). Its byte total or step count differing from the log is a
@@ -195,7 +200,8 @@ def _fmt(x: float) -> str:
 
 
 @rule("PG-CLAIMS-004", "claimed-seed-without-log", "CLAIMS", "warning",
-      "submission.json lists a seed that has no train log in the folder.", policy="figure", scope="record")
+      "submission.json lists a seed that has no train log in the folder.", policy="figure", scope="record",
+      fix="add the seed's train log, or drop the seed from submission.json")
 def claimed_seed_without_log(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
     """A claimed seed with no log is a listing the files do not back (policy `figure`); when the
     headline score counts it, PG-CLAIMS-001 reports the score itself."""
@@ -208,7 +214,8 @@ def claimed_seed_without_log(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]
 
 @rule("PG-CLAIMS-005", "no-submission-json", "CLAIMS", "warning",
       "The folder has no submission.json: the claims cannot be checked.", UndecidedParams,
-      policy="unestablished", scope="record")
+      policy="unestablished", scope="record",
+      fix='add a submission.json')
 def no_submission_json(r: Rule, ctx: CheckContext, p: UndecidedParams) -> Iterator[Finding]:
     """Without submission.json there is no claim to check (policy `unestablished`)."""
     if ctx.record.submission_path is None:
@@ -221,10 +228,11 @@ SCORE_FIELDS = ("val_bpb", "val_loss")
 FIGURE_FIELDS = ("bytes_total", "artifact_bytes", "bytes", "total_bytes", "steps")
 
 
-def _not_numbers(values: dict, prefix: str) -> Iterator[tuple[str, str, object]]:
+def _not_numbers(values: dict, prefix: str, at: tuple[str, ...] = ()) -> Iterator[tuple[str, str, object, tuple[str, ...]]]:
+    """(field, where it is shown, value, its key path in the file) of each figure that is no number."""
     for key in SCORE_FIELDS + FIGURE_FIELDS:
         if key in values and values[key] is not None and finite_number(values[key]) is None:
-            yield key, f"{prefix}{key}", values[key]
+            yield key, f"{prefix}{key}", values[key], (*at, key)
 
 
 def _shown(value: object) -> str:
@@ -234,7 +242,8 @@ def _shown(value: object) -> str:
 
 @rule("PG-CLAIMS-006", "claim-not-a-number", "CLAIMS", "error",
       "A figure of submission.json that must be a number is not one (a string, list, NaN, infinity, absurd size).",
-      policy=("score", "figure"))
+      policy=("score", "figure"),
+      fix='write each figure of submission.json as a plain finite number')
 def claim_not_a_number(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
     """A claim that is not a finite number cannot be compared with the logs. For `val_bpb` and
     `val_loss` that leaves the score itself unclaimed (policy `score`, an error); for a byte total,
@@ -245,19 +254,22 @@ def claim_not_a_number(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
     block = sub.get("seed_results")
     entries = block.items() if isinstance(block, dict) else enumerate(block) if isinstance(block, list) else ()
     for key, entry in entries:
+        # a list entry has no key to find it by: its findings point at `seed_results`
+        at = ("seed_results",) if isinstance(block, list) else ("seed_results", str(key))
         if isinstance(entry, dict):
-            found += _not_numbers(entry, f'seed_results[{key!r}].')
+            for k, w, v, path in _not_numbers(entry, f'seed_results[{key!r}].', at):
+                found.append((k, w, v, path if len(at) > 1 else at))
         elif finite_number(entry) is None and not isinstance(block, list):
-            found.append(("val_bpb", f"seed_results[{key!r}]", entry))
+            found.append(("val_bpb", f"seed_results[{key!r}]", entry, at))
     seeds = sub.get("seeds")
     for i, seed in enumerate(seeds if isinstance(seeds, list) else []):
         if isinstance(seed, bool) or not isinstance(seed, (int, str)) or not str(seed).strip().lstrip("-").isdigit():
-            found.append(("seed", f"seeds[{i}]", seed))
-    for key, where, value in found:
+            found.append(("seed", f"seeds[{i}]", seed, ("seeds",)))
+    for key, where, value, path in found:
         score = key in SCORE_FIELDS
         yield r.finding(
             f"submission.json {where} is {_shown(value)}, not a number"
             + (": the score is not claimed as a number" if score else ": the figure cannot be checked"),
-            ctx.submission_loc(where.rsplit(".", 1)[-1].split("[", 1)[0]),
+            ctx.submission_loc(*path),
             severity=Severity.ERROR if score else Severity.WARNING,
             data={"field": where, "value": _shown(value)})

@@ -14,8 +14,8 @@ from typing import Iterator
 
 from harness.checks.compare import Scores, choose_comparison
 from harness.checks.context import CheckContext
-from harness.checks.denominator import FINEWEB_VAL_BYTES
 from harness.checks.registry import Finding, Rule, rule
+from harness.escape import finite
 from harness.findings import Location, Severity
 from harness.stats import welch_one_sided
 
@@ -27,7 +27,8 @@ class NoScoreParams:
 
 @rule("PG-PARSE-001", "no-score-in-log", "PARSE", "error",
       "A train log prints no evaluation result (truncated, garbage, or not a train log).", NoScoreParams,
-      policy=("score", "not-scored"))
+      policy=("score", "not-scored"),
+      fix='ship the log of a finished run, with its final val_bpb line')
 def no_score(r: Rule, ctx: CheckContext, p: NoScoreParams) -> Iterator[Finding]:
     """A log that trained (step or stop lines) but printed no result is truncated or failed.
     When it is the only evidence of its seed (or no log of the record has a score) the score
@@ -56,7 +57,8 @@ def no_score(r: Rule, ctx: CheckContext, p: NoScoreParams) -> Iterator[Finding]:
 
 
 @rule("PG-PARSE-002", "undecodable-bytes", "PARSE", "note",
-      "A log holds bytes that are not UTF-8 (replaced while reading).", policy="context")
+      "A log holds bytes that are not UTF-8 (replaced while reading).", policy="context",
+      fix='save the log as UTF-8')
 def undecodable(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
     """Replaced bytes change no figure the parser reads (policy `context`)."""
     for lf in ctx.record.logs:
@@ -65,7 +67,8 @@ def undecodable(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
 
 
 @rule("PG-PARSE-003", "scored-phase-fallback", "PARSE", "note",
-      "No evaluation phase matched the seed's claimed val_bpb; the score was chosen by fallback.", policy="context")
+      "No evaluation phase matched the seed's claimed val_bpb; the score was chosen by fallback.", policy="context",
+      fix="make submission.json claim the scored phase's val_bpb")
 def scored_fallback(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
     """How the score was found, so a reviewer can disagree (policy `context`); a claim that
     matches no phase is judged by PG-CLAIMS-001/003."""
@@ -88,14 +91,14 @@ def candidate_scores(ctx: CheckContext) -> Scores:
 
 
 def val_bytes(ctx: CheckContext) -> int:
-    p = ctx.ruleset.params("PG-SCORE-001")
-    return int(getattr(p, "val_bytes", FINEWEB_VAL_BYTES)) if p is not None else FINEWEB_VAL_BYTES
+    return int(ctx.ruleset.setting("PG-SCORE-001", "val_bytes"))
 
 
 @rule("PG-STATS-001", "not-significant", "STATS", "error",
       "The record does not beat the baseline by the required margin at the required p (per token on a "
       "shared tokenizer, per byte across tokenizers).", SignificanceParams, policy=("score", "unestablished"),
-      scope="record")
+      scope="record",
+      fix='run more seeds or show a larger gain: at least 0.005 nats at p < 0.01')
 def not_significant(r: Rule, ctx: CheckContext, p: SignificanceParams) -> Iterator[Finding]:
     """The significance bar decides whether the score is a record (policy `score`): an
     improvement below 0.005 nats or at p >= 0.01 is an error. The unit follows
@@ -109,7 +112,7 @@ def not_significant(r: Rule, ctx: CheckContext, p: SignificanceParams) -> Iterat
                         "--against-losses a,b,c)", where, severity=Severity.NOTE, data={"skipped": True})
         return
     cmp = choose_comparison(candidate_scores(ctx), ctx.against, p.min_improvement_nats, val_bytes(ctx))
-    comparison = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in cmp.to_dict().items()}
+    comparison = finite(cmp.to_dict())[0]
     data = {"baseline": ctx.against.source, "comparison": comparison, "unit": cmp.unit,
             "baseline_losses": ctx.against.val_losses}
     if cmp.refused:
@@ -117,7 +120,7 @@ def not_significant(r: Rule, ctx: CheckContext, p: SignificanceParams) -> Iterat
                         severity=Severity.WARNING, data=data)
         return
     res = welch_one_sided(cmp.baseline, cmp.candidate, cmp.margin, p.alpha)
-    data.update({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in res.to_dict().items()})
+    data.update(finite(res.to_dict())[0])
     head = (f"improvement {res.improvement:.5f} {cmp.unit} over {ctx.against.source} "
             f"(need > {cmp.margin:.5f} {cmp.unit} at p < {p.alpha}; {cmp.why})")
     if not res.decided:

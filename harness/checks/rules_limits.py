@@ -38,7 +38,8 @@ def cap_message(total: SizeLine, cap: int) -> str:
 
 
 @rule("PG-BYTES-001", "artifact-over-cap", "BYTES", "error",
-      "The counted artifact (code + compressed model) exceeds the byte cap.", CapParams, policy="limit")
+      "The counted artifact (code + compressed model) exceeds the byte cap.", CapParams, policy="limit",
+      fix='shrink the artifact (code + compressed model) to at most 16,000,000 bytes')
 def artifact_over_cap(r: Rule, ctx: CheckContext, p: CapParams) -> Iterator[Finding]:
     """The byte cap is a limit of the track (policy `limit`): a scored seed whose printed total
     is over it is an error, whatever the submission claims."""
@@ -52,7 +53,8 @@ def artifact_over_cap(r: Rule, ctx: CheckContext, p: CapParams) -> Iterator[Find
 
 @rule("PG-BYTES-002", "total-not-code-plus-model", "BYTES", "warning",
       "The printed total is not the printed code bytes plus the compressed model bytes.",
-      policy=("figure", "hidden-limit"))
+      policy=("figure", "hidden-limit"),
+      fix='print the total as code + compressed model, measured in the same run')
 def total_not_sum(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
     """A printed total that is not model + code is a misreported figure (policy `figure`, a
     warning) while model + code still fits the cap; when the corrected total is over the cap
@@ -85,7 +87,8 @@ def total_not_sum(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
 
 
 @rule("PG-BYTES-004", "fits-only-with-compressed-code", "BYTES", "warning",
-      "The artifact fits the cap only because the code is counted compressed.", CapParams, policy="allowance")
+      "The artifact fits the cap only because the code is counted compressed.", CapParams, policy="allowance",
+      fix='count the code uncompressed, or shrink the artifact')
 def fits_only_compressed(r: Rule, ctx: CheckContext, p: CapParams) -> Iterator[Finding]:
     """rules.md accepts code counted compressed when the log says so ("Code size (compressed)"),
     as for a self-extracting script; the record relies on that allowance (policy `allowance`),
@@ -107,7 +110,8 @@ def fits_only_compressed(r: Rule, ctx: CheckContext, p: CapParams) -> Iterator[F
 
 @rule("PG-BYTES-003", "bytes-not-printed", "BYTES", "warning",
       "A log prints no artifact total, so the byte cap cannot be verified from it.", UndecidedParams,
-      policy="unestablished")
+      policy="unestablished",
+      fix='print `Total submission size …: N bytes` in each train log')
 def bytes_not_printed(r: Rule, ctx: CheckContext, p: UndecidedParams) -> Iterator[Finding]:
     """Without a printed total the cap cannot be established from the files (policy
     `unestablished`): REVIEW on the record track, a note elsewhere."""
@@ -160,7 +164,8 @@ def train_overrun(run: RunLog, p: TrainParams, seed: int | None) -> Overrun | No
 
 @rule("PG-TIME-001", "train-over-budget", "TIME", "error",
       "Training ran past the budget by more than one step (the loop checks the clock after each step).",
-      TrainParams, policy=("limit", "allowance"))
+      TrainParams, policy=("limit", "allowance"),
+      fix='stop training at 600 s of train_time (the wallclock cap)')
 def train_over_budget(r: Rule, ctx: CheckContext, p: TrainParams) -> Iterator[Finding]:
     """The train budget is a limit (policy `limit`). The loop reads its clock after each step
     without a CUDA sync, so one step_avg past the budget is a note and two a warning (policy
@@ -207,7 +212,8 @@ def training_data_overrun(run: RunLog, p: DataAfterClockParams, seed: int | None
 
 @rule("PG-TIME-005", "training-data-after-clock", "TIME", "error",
       "Calibration read training data after the training clock stopped, past the train budget.",
-      DataAfterClockParams, policy=("limit", "allowance"))
+      DataAfterClockParams, policy=("limit", "allowance"),
+      fix='collect calibration data inside the 600 s training budget, before the clock stops')
 def training_data_after_clock(r: Rule, ctx: CheckContext, p: DataAfterClockParams) -> Iterator[Finding]:
     """rules.md "Timing": training data may only be touched inside the training budget; the
     organizers' compliance re-run of record #1868 moved GPTQ Hessian collection on training
@@ -237,7 +243,8 @@ class EvalParams:
 
 
 @rule("PG-TIME-002", "eval-over-budget", "TIME", "error",
-      "The scored evaluation phase took longer than the eval budget.", EvalParams, policy="limit")
+      "The scored evaluation phase took longer than the eval budget.", EvalParams, policy="limit",
+      fix='make the scored evaluation finish within 600 s')
 def eval_over_budget(r: Rule, ctx: CheckContext, p: EvalParams) -> Iterator[Finding]:
     """The eval budget is a limit of the track (policy `limit`); reviewers rejected scored
     phases of 617 s and 755 s."""
@@ -253,7 +260,8 @@ def eval_over_budget(r: Rule, ctx: CheckContext, p: EvalParams) -> Iterator[Find
 
 @rule("PG-TIME-003", "all-eval-over-budget", "TIME", "warning",
       "All evaluation phases together took longer than the eval budget (diagnostics included).", EvalParams,
-      policy="not-scored")
+      policy="not-scored",
+      fix='drop or shorten the diagnostic evaluation phases')
 def all_eval_over_budget(r: Rule, ctx: CheckContext, p: EvalParams) -> Iterator[Finding]:
     """Only the scored phase counts against the budget; diagnostics that push the whole
     evaluation past it break no limit of the score (policy `not-scored`), but cost the
@@ -270,7 +278,8 @@ def all_eval_over_budget(r: Rule, ctx: CheckContext, p: EvalParams) -> Iterator[
 
 @rule("PG-TIME-004", "time-not-printed", "TIME", "warning",
       "A log prints no train time or no eval time for its scored phase: that budget is unverified.",
-      UndecidedParams, policy="unestablished")
+      UndecidedParams, policy="unestablished",
+      fix='print train_time at the stop and eval_time for the scored phase')
 def time_not_printed(r: Rule, ctx: CheckContext, p: UndecidedParams) -> Iterator[Finding]:
     """A budget the log prints no time for cannot be established from the files (policy
     `unestablished`): REVIEW on the record track, a note elsewhere."""

@@ -116,7 +116,8 @@ def _limit_breaches(ctx: CheckContext, lf: LogFile) -> Iterator[tuple[str, int |
 
 
 @rule("PG-SEEDS-003", "extra-run-over-limit", "SEEDS", "warning",
-      "A log that is not a seed's scored evidence (an extra run) breaks a limit of the track.", policy="not-scored")
+      "A log that is not a seed's scored evidence (an extra run) breaks a limit of the track.", policy="not-scored",
+      fix="drop the extra run's log, or say in the README why it is there and that it is not scored")
 def extra_run_over_limit(r: Rule, ctx: CheckContext, p) -> Iterator[Finding]:
     """A folder may ship more runs of a seed than the one it scores: reruns, a first attempt.
     Their limits do not decide the record, since the score comes from another log (policy

@@ -26,7 +26,8 @@ class DenominatorParams:
 
 @rule("PG-SCORE-001", "wrong-byte-denominator", "CLAIMS", "error",
       "The validation byte count implied by a log's val_loss, val_bpb and token count is not the FineWeb "
-      "validation total.", DenominatorParams, policy=("score", "context"))
+      "validation total.", DenominatorParams, policy=("score", "context"),
+      fix="divide by the FineWeb validation text's bytes (151,080,000), counted from the tokenizer's pieces")
 def wrong_byte_denominator(r: Rule, ctx: CheckContext, p: DenominatorParams) -> Iterator[Finding]:
     """For each scored seed: val_loss · val_tokens / (val_bpb · ln 2) must equal `val_bytes`
     within `rel_tolerance` plus the rounding of the printed figures. Outside it, the score's

@@ -17,6 +17,7 @@ over `MAX_LOG_BYTES`, streamed line by line, never held whole), every line is cu
 """
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from pathlib import Path
@@ -30,6 +31,7 @@ from harness.logs.model import EvalPhase, Located, RunLog, SizeLine, StepLine, S
 # before reading.
 MAX_LOG_BYTES = 16 << 20
 MAX_LINE_CHARS = 16 << 10  # longer lines (a dumped config, a progress bar) are cut here
+_UTF8 = codecs.getincrementaldecoder("utf-8")
 # Entries kept per list. Upstream logs print at most a few thousand step lines.
 MAX_KEPT = {"steps": 50_000, "phases": 5_000, "sizes": 5_000, "unknown": 2_000}
 
@@ -376,24 +378,31 @@ def parse_log_file(root: str | os.PathLike, rel: str, cap: int = MAX_LOG_BYTES) 
     Line numbers are those `parse_log` gives for the same text."""
     from audit.safe_read import iter_lines_under
 
-    counter = [0]
+    counter = [0, 0]
     lines = _decoded(iter_lines_under(root, rel, cap, MAX_LINE_CHARS * 4), counter)
     log = parse_lines(lines, os.path.join(os.fspath(root), rel))
     log.decode_errors = counter[0]
+    log.long_lines += counter[1]
     return log
 
 
-def _decoded(raw_lines: Iterable[tuple[bytes, bool]], bad: list[int]) -> Iterator[str]:
+def _decoded(raw_lines: Iterable[tuple[bytes, bool]], counts: list[int]) -> Iterator[str]:
     """Decode byte lines as `parse_log` decodes a whole text: UTF-8, undecodable bytes replaced
-    and counted in `bad[0]`; a line holding other line breaks (`\\r`, U+2028…) is split there
-    too, as `str.splitlines` does."""
-    for raw, _cut in raw_lines:
+    and counted in `counts[0]`; a line holding other line breaks (`\\r`, U+2028…) is split there
+    too, as `str.splitlines` does. A line the reader cut (its flag) loses the partial UTF-8
+    sequence at the cut, which is no decode error, and is counted in `counts[1]` as a long line
+    (kept to `MAX_LINE_CHARS`, so `parse_lines` does not count it again)."""
+    for raw, cut in raw_lines:
         try:
-            text = raw.decode("utf-8")
+            text = _UTF8("strict").decode(raw, final=not cut)
         except UnicodeDecodeError:
-            text = raw.decode("utf-8", errors="replace")
-            bad[0] += text.count("\ufffd")
+            text = _UTF8("replace").decode(raw, final=not cut)
+            counts[0] += text.count("\ufffd")
         if not text:
             yield ""
             continue
-        yield from text.splitlines() or [""]
+        pieces = text.splitlines() or [""]
+        if cut:
+            pieces[-1] = pieces[-1][:MAX_LINE_CHARS]
+            counts[1] += 1
+        yield from pieces

@@ -39,6 +39,11 @@ def where(loc: Location | None, folder: str | None) -> str:
     return path + (f":{loc.line}" if loc.line is not None else "")
 
 
+def _kids(part: Report) -> list[Report]:
+    """The check and audit reports of a part: a record's children, or the part itself."""
+    return part.children if part.kind == "record" else [part]
+
+
 def sections(report: Report) -> Iterator[tuple[str | None, Report, list[Finding]]]:
     """(record folder or None for the PR, the part, its findings with its children's)."""
     if report.findings:
@@ -74,7 +79,7 @@ def parts_line(report: Report) -> list[tuple[str, str, str]]:
     for folder, part, _ in sections(report):
         if folder is None:
             continue
-        for kid in part.children if part.kind == "record" else [part]:
+        for kid in _kids(part):
             out.append((_name(folder), kid.kind, kid.verdict.value))
     return out
 
@@ -86,7 +91,7 @@ def provenance(report: Report) -> list[str]:
     if ch:
         out.append(f"{report.data.get('base')}...{report.data.get('head')}: " + ", ".join(f"{n} {k}" for k, n in ch.items()))
     rulesets = sorted({k.stamp.get("ruleset") for _, part, _ in sections(report)
-                       for k in (part.children if part.kind == "record" else [part]) if k.stamp.get("ruleset")})
+                       for k in _kids(part) if k.stamp.get("ruleset")})
     if rulesets:
         out.append("ruleset " + ", ".join(rulesets))
     out.append(f"pgolf {report.stamp.get('pgolf', '?')}")
@@ -129,7 +134,7 @@ def gate_text(report: Report) -> str:
         out.append("")
         out.append("parts: " + ", ".join(f"{t(r)} {k} {v}" for r, k, v in parts))
     for _, part, _ in sections(report):
-        for kid in (part.children if part.kind == "record" else [part]):
+        for kid in _kids(part):
             for name, cols, rows in tables(kid.data):
                 out.append("")
                 out.append(rich_table(cols, [[cell(r.get(c), c) for c in cols] for r in rows],
@@ -139,11 +144,9 @@ def gate_text(report: Report) -> str:
 
 # -- markdown --------------------------------------------------------------------------------------
 def _md_finding(f: Finding, folder: str | None, details: bool) -> list[str]:
-    loc = where(f.location, folder)
-    lines = [f"- **{md_text(f.rule_id)}**{' ' + md_code(loc) if loc else ''} — {md_text(f.message)}"]
-    for step in f.evidence:
-        at = f" ({md_code(where(step.location, folder))})" if step.location is not None else ""
-        lines.append(f"  - {md_text(step.message)}{at}")
+    from harness.report.markdown import finding_lines
+
+    lines = finding_lines(f, lambda loc: where(loc, folder))
     if details:
         if (w := _why_line(f)):
             lines.append(f"  - why: {md_text(w)}")
@@ -198,7 +201,7 @@ def gate_markdown(report: Report) -> str:
     from harness.report.markdown import table_lines
 
     for _, part, _ in sections(report):
-        for kid in (part.children if part.kind == "record" else [part]):
+        for kid in _kids(part):
             for name, cols, rows in tables(kid.data):
                 out += [f"<details><summary>{md_text(_name(part.subject))}: {md_text(name)}</summary>", ""]
                 out.extend(table_lines(cols, rows))

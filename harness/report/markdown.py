@@ -7,19 +7,22 @@ Gate reports have their own layout (harness.report.gate_view).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from harness.escape import md_code, md_text
-from harness.findings import Finding
+from harness.findings import Finding, Location
 from harness.report import Report, renderer
 from harness.report.tables import cell, free_text, grouped, plural, tables, verdict_line
 
 
-def finding_lines(f: Finding, where: str | None = None) -> list[str]:
-    """A finding as a list item: **id** `where` — message, then its evidence chain indented."""
-    shown = where if where is not None else (str(f.location) if f.location is not None else "")
+def finding_lines(f: Finding, locate: Callable[[Location], str] = str) -> list[str]:
+    """A finding as a list item: **id** `where` — message, then its evidence chain indented;
+    `locate` writes a location (the gate view writes it relative to the record folder)."""
+    shown = locate(f.location) if f.location is not None else ""
     at = f" {md_code(shown)}" if shown else ""
     lines = [f"- **{md_text(f.rule_id)}**{at} — {md_text(f.message)}"]
     for step in f.evidence:
-        loc = f" ({md_code(step.location)})" if step.location is not None else ""
+        loc = f" ({md_code(locate(step.location))})" if step.location is not None else ""
         lines.append(f"  - {md_text(step.message)}{loc}")
     return lines
 

@@ -31,12 +31,14 @@ def _rule_meta(rule_id: str) -> dict:
         meta["fullDescription"] = {"text": cls.rationale() or cls.message}
         meta["properties"] = {"condition": cls.condition, "confidence": cls.confidence}
     else:  # a check, gate or input rule: its one-line summary and fix
-        from harness.report.hints import FIXES, why
+        from harness.report.hints import why
 
         if (summary := why(rule_id)):
             meta["shortDescription"] = {"text": summary}
-        if rule_id in FIXES:
-            meta["help"] = {"text": FIXES[rule_id]}
+    from harness.report.hints import rule_fix
+
+    if (help_text := rule_fix(rule_id)):
+        meta["help"] = {"text": help_text}
     return meta
 
 

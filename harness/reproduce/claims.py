@@ -44,9 +44,9 @@ class Claims:
 
 def _submission_only(folder: Path) -> Record | None:
     """A record folder without logs still has claims in its submission.json."""
-    from harness.records import _load_submission, _track  # the loader's own readers
+    from harness.records import _track, load_submission  # the loader's own readers
 
-    sub, path, text = _load_submission(folder)
+    sub, path, text = load_submission(folder)
     if not sub:
         return None
     track, source = _track(folder, sub)

@@ -60,14 +60,14 @@ def budgets_for(record_dir: Path | None = None, ruleset: str | None = None) -> B
     track or named by `ruleset`); the single place that reads them. A rule set without a time
     check (the non-record track) gives unlimited time; `kill_grace_seconds` may be set in a rule
     set, else 30 s."""
-    from harness.records import _load_submission, _track
+    from harness.records import _track, load_submission
     from harness.rulesets import load_ruleset, ruleset_for_track
 
     if ruleset is None:
         track = None
         if record_dir is not None and Path(record_dir).is_dir():
             try:
-                track, _ = _track(Path(record_dir), _load_submission(Path(record_dir))[0])
+                track, _ = _track(Path(record_dir), load_submission(Path(record_dir))[0])
             except Exception:  # a bad submission.json is reported by the checks, not here
                 track = None
         ruleset = ruleset_for_track(track)

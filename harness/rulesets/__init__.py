@@ -41,6 +41,18 @@ class Ruleset:
     def params(self, rule_id: str) -> Any:
         return self.checks.get(rule_id)
 
+    def setting(self, rule_id: str, name: str) -> Any:
+        """The number `name` of rule `rule_id` as this set has it, else the rule's own default
+        (its `Params` field): one place for a figure other rules read (the byte cap, the
+        validation byte count), whether or not this set selects the rule."""
+        p = self.checks.get(rule_id)
+        if p is None:
+            import harness.checks  # noqa: F401  (registers every rule)
+            from harness.checks.registry import RULES
+
+            p = RULES[rule_id].params()  # every field of a rule's Params has a default
+        return getattr(p, name)
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "track": self.track, "path": self.path,
                 "checks": sorted(self.checks)}
