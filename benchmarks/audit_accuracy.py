@@ -4,16 +4,16 @@
 
 GIT_DIR is a fetched upstream repository (bare or not) that holds every case's commit, e.g. the
 mirror of openai/parameter-golf with each pull request at refs/pull/N/head. For each case the
-script extracts the case's record folder at its commit into a temporary directory (regular files
-only, each read capped; links and submodules are skipped; nothing from it is ever imported or run),
-runs the audit on the case's file through the CLI in a subprocess,
+script extracts the case's record folder at its commit into a temporary directory the way `pgolf
+gate` snapshots a pull request (harness.gate.snapshot_from_git: regular files only, each under its
+cap; links and submodules are listed, never created; nothing from it is imported or run), runs the
+audit on the case's file through the CLI in a subprocess,
 
     python -m harness.cli audit <file> --format json
 
 and sorts the verdict into an outcome. The audit that runs is whatever `harness`/`audit` the
-subprocess imports, so `PYTHONPATH=/path/to/worktree` measures that worktree:
-
-    PYTHONPATH=/work/wt_audit python benchmarks/audit_accuracy.py /work/.mirror/openai+parameter-golf/repo
+subprocess imports: the installed pgolf (an editable install's import hook takes precedence over
+PYTHONPATH, so measure another checkout by installing it, `pip install -e CHECKOUT`).
 
 Outcomes. An illegal case is FAIL-right (an error-severity finding whose condition is one of the
 case's conditions), FAIL-other (errors, none of the right condition), REVIEW, PASS or ERROR (the
@@ -51,6 +51,8 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from harness.gate import snapshot_from_git
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_CASES = HERE / "legality_cases.yaml"
 
@@ -58,9 +60,6 @@ FIELDS = ("id", "pr", "commit", "record", "path", "label", "conditions", "patter
 OPTIONAL = ("notes",)
 SHA = re.compile(r"^[0-9a-f]{40}$")
 
-# Caps on what one case may extract: the audit reads code, READMEs, scripts and logs, never models.
-FILE_CAP = 8_000_000
-CASE_CAP = 64_000_000
 AUDIT_TIMEOUT_S = 600
 
 ILLEGAL_OUTCOMES = ("FAIL-right", "FAIL-other", "REVIEW", "PASS", "ERROR")
@@ -229,70 +228,21 @@ def missing_objects(git_dir: str, cases: list[Case]) -> list[str]:
     return problems
 
 
-def extract_record(git_dir: str, case: Case, dest: Path) -> list[str]:
-    """Write the record folder's regular files at the case's commit under `dest`.
+def extract_record(git_dir: str, case: Case, dest: Path) -> tuple[Path, list[str]]:
+    """The record folder at the case's commit, extracted under `dest` the way `pgolf gate` does
+    (harness.gate.snapshot_from_git: regular blobs only, each under its cap, links and
+    submodules listed but never created, blobs a mirror lists without holding skipped).
+    Returns the folder's path and what was not extracted."""
+    snap = snapshot_from_git(Path(git_dir), case.commit, case.record, dest)
+    written = {str(p.relative_to(snap.folder)) for p in snap.folder.rglob("*") if p.is_file()}
 
-    The tree is listed with `git ls-tree` and each blob read with one `git cat-file --batch`:
-    only regular files are written (links and submodules are skipped, never created), each
-    under a checked relative path, with per-file and per-case caps applied to the listed size
-    before anything is read. A mirror may list its largest blobs without holding them; those
-    are skipped too. Returns what was skipped and why."""
-    listing = subprocess.run(["git", "--git-dir", git_dir, "ls-tree", "-r", "-l", "-z", case.commit, "--", case.record + "/"],
-                             capture_output=True)
-    if listing.returncode != 0:
-        raise RuntimeError(f"git ls-tree failed: {listing.stderr.decode('utf-8', 'replace').strip()[:300]}")
-    root = dest.resolve()
-    skipped, wanted, total = [], [], 0
-    for entry in listing.stdout.split(b"\0"):
-        if not entry:
-            continue
-        meta, _, raw_name = entry.partition(b"\t")
-        name = raw_name.decode("utf-8", "replace")
-        mode, kind, sha, size = meta.decode().split()
-        rel = PurePosixPath(name)
-        if kind != "blob" or mode not in ("100644", "100755"):
-            skipped.append(f"{name} (not a regular file)")
-            continue
-        if rel.is_absolute() or ".." in rel.parts:
-            skipped.append(f"{name} (unsafe path)")
-            continue
-        if not size.isdigit():
-            skipped.append(f"{name} (object absent from GIT_DIR)")
-            continue
-        if int(size) > FILE_CAP or total + int(size) > CASE_CAP:
-            skipped.append(f"{name} ({size} bytes over the cap)")
-            continue
-        target = (root / Path(*rel.parts)).resolve()
-        if root not in target.parents:
-            skipped.append(f"{name} (outside the extraction folder)")
-            continue
-        total += int(size)
-        wanted.append((sha, int(size), target, name))
-    if not wanted:
-        return skipped
-    proc = subprocess.Popen(["git", "--git-dir", git_dir, "cat-file", "--batch"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        for sha, size, target, name in wanted:
-            proc.stdin.write(sha.encode() + b"\n")
-            proc.stdin.flush()
-            header = proc.stdout.readline().split()
-            if len(header) < 3 or header[1] != b"blob":
-                skipped.append(f"{name} (object absent from GIT_DIR)")
-                continue
-            n = int(header[2])
-            data = proc.stdout.read(n)
-            proc.stdout.read(1)  # the newline after each object
-            if n > FILE_CAP:  # the listing said otherwise; keep the cap anyway
-                skipped.append(f"{name} ({n} bytes over the cap)")
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-    finally:
-        proc.stdin.close()
-        proc.stdout.close()
-        proc.wait()
-    return skipped
+    def why(e) -> str:
+        if e.kind != "file":
+            return f"{e.rel} (not a regular file: {e.kind})"
+        # a blob the repository lists without holding is listed with no size (0)
+        return f"{e.rel} (object absent from GIT_DIR)" if e.size == 0 else f"{e.rel} ({e.size} bytes over the cap)"
+
+    return snap.folder, sorted(why(e) for e in snap.listing if e.kind != "dir" and e.rel not in written)
 
 
 # ----------------------------------------------------------------------------- audit
@@ -361,12 +311,12 @@ def measure(git_dir: str, case: Case, timeout: float) -> Result:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pgolf-acc-") as tmp:
         try:
-            res.skipped = extract_record(git_dir, case, Path(tmp))
+            folder, res.skipped = extract_record(git_dir, case, Path(tmp))
         except Exception as e:  # a case we cannot extract is a tool error for that case, not a crash
             res.error = f"extract: {e}"
             res.seconds = time.perf_counter() - t0
             return res
-        file = Path(tmp) / case.path
+        file = folder / case.path[len(case.record) + 1:]
         if not file.is_file():
             res.error = f"{case.path} was not extracted ({'; '.join(res.skipped) or 'absent'})"
         else:

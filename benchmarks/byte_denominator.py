@@ -31,6 +31,7 @@ from harness.checks import build_context, check_record  # noqa: E402
 from harness.checks.denominator import implied_val_bytes  # noqa: E402
 from harness.commands.check import record_dirs  # noqa: E402
 from harness.errors import InputError  # noqa: E402
+from harness.gate import snapshot_from_git  # noqa: E402
 from harness.records import load_record  # noqa: E402
 from harness.rulesets import load_ruleset, ruleset_for_track  # noqa: E402
 
@@ -101,16 +102,7 @@ def pull_requests(git_dir: str, tmp: Path) -> int:
             if key in seen_folders:
                 continue
             seen_folders.add(key)
-            dst = tmp / ref.split("/")[2] / Path(folder).name
-            track = folder.split("/")[1]
-            dst = tmp / ref.split("/")[2] / track / Path(folder).name
-            for path, sha in files:
-                if not path.endswith((".log", ".txt", "submission.json")):
-                    continue
-                out = dst / Path(path).relative_to(folder)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                blob = subprocess.run(["git", f"--git-dir={git_dir}", "cat-file", "blob", sha], capture_output=True).stdout
-                out.write_bytes(blob[:20_000_000])
+            dst = snapshot_from_git(Path(git_dir), ref, folder, tmp / ref.split("/")[2]).folder
             try:
                 report = check_record(load_record(dst))
             except InputError:

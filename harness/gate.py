@@ -354,11 +354,12 @@ def snapshot_from_git(repo: Path, ref: str, folder: str, tmp: Path, caps: Extrac
             listing.append(Listed(rel, "submodule", 0))
         else:
             listing.append(Listed(rel, "file", size or 0))
-            blobs[rel] = oid
+            if size is not None:  # no size: the repository lists the blob but does not hold it
+                blobs[rel] = oid
     sizes = {e.rel: e.size for e in listing}
 
     def read(rel: str, cap: int) -> bytes | None:
-        return _git(repo, "cat-file", "blob", blobs[rel]) if sizes[rel] <= cap else None
+        return _git(repo, "cat-file", "blob", blobs[rel]) if rel in blobs and sizes[rel] <= cap else None
 
     return _snapshot(tmp, folder, folder, listing, read, caps)
 
