@@ -323,6 +323,22 @@ def test_a_job_that_failed_outside_its_run_points_at_its_output(tmp_path):
     assert [e["message"] for e in f["evidence"]] == ["pgolf slurm job", "Traceback: boom"]
 
 
+@pytest.mark.parametrize("text, words", [("{not json", "unreadable result"),
+                                           ('{"schema": "other/1", "status": "ok"}', "not a pgolf.seed-result/1")])
+def test_the_queue_reads_a_seeds_result_as_reproduce_does(tmp_path, text, words):
+    """A corrupt result.json is not "no result yet" (the queue would resubmit over it): the one
+    reader of results refuses it by name, for the queue as for `pgolf reproduce`."""
+    from harness.queue.loop import build_tracks
+
+    entry = plan_record(repro_cfg(tmp_path), "sleepy", ClusterConfig())
+    job = entry.jobs()[0]
+    job.result_path.parent.mkdir(parents=True)
+    job.result_path.write_text(text)
+    with pytest.raises(InputError, match=words) as e:
+        build_tracks([entry], SlurmRunner(ClusterConfig()))
+    assert e.value.path == str(job.result_path)
+
+
 # --- container mechanisms ----------------------------------------------------------------------
 def test_pyxis_and_apptainer_wrap_the_command_with_the_data_read_only(tmp_path):
     from harness.runners.slurm_job import apptainer_prefix, pyxis_prefix

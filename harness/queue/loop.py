@@ -33,6 +33,7 @@ from harness.findings import EvidenceStep, Finding
 from harness.queue.config import ClusterConfig
 from harness.queue.plan import RecordEntry
 from harness.reproduce.observe import define_rule, finding
+from harness.reproduce.seeds import load_result
 from harness.runners.base import StampedLine
 from harness.runners.slurm import (END_RULES, MAX_RETRIES, SeedJob, SlurmHandle, SlurmRunner, end_rule,
                                    load_attempts, save_attempts)
@@ -90,15 +91,6 @@ class QueueRun:
     wait: bool = True
     with_plots: bool = True
     reports: dict[str, Any] = field(default_factory=dict)  # entry.out -> Report, once written
-
-
-def load_result(job: SeedJob) -> dict[str, Any] | None:
-    """The seed's result when it exists and belongs to this queue entry (same fingerprint)."""
-    try:
-        res = json.loads(job.result_path.read_text())
-    except (OSError, ValueError):
-        return None
-    return res if res.get("fingerprint") == job.fingerprint else None
 
 
 def mark_attempt(job: SeedJob, job_id: str, **facts: Any) -> None:
@@ -196,7 +188,7 @@ def build_tracks(entries: list[RecordEntry], runner: SlurmRunner, force: bool = 
     for e in entries:
         for job in e.jobs():
             t = SeedTrack(e, job)
-            t.result = None if force else load_result(job)
+            t.result = None if force else load_result(job.cfg, job.seed, job.fingerprint)
             if t.result is not None:
                 t.status = t.result["status"]
             elif not force:
@@ -250,7 +242,7 @@ def step(runner: SlurmRunner, tracks: list[SeedTrack], opts: QueueRun, view: Any
             if t.first_line_unix is None and h.journal.start_unix is not None:
                 t.first_line_unix = h.journal.start_unix + ln.t
             t.last_line = ln
-        res = load_result(t.job)
+        res = load_result(t.job.cfg, t.job.seed, t.job.fingerprint)
         if res is not None:
             mark_attempt(t.job, h.job_id, collected_unix=time.time())
             t.result, old = res, t.status

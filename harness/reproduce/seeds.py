@@ -132,16 +132,30 @@ def seed_dir(cfg: ReproConfig, seed: int) -> Path:
     return Path(cfg.out_dir) / f"seed_{seed}"
 
 
-def load_result(cfg: ReproConfig, seed: int) -> dict[str, Any] | None:
+RESULT_CAP = 64 << 20  # a result holds a curve and findings: a few hundred KB at most
+
+
+def load_result(cfg: ReproConfig, seed: int, fingerprint: str | None = None) -> dict[str, Any] | None:
+    """The seed's finished result, None when there is none yet. The one reader of result.json, for a
+    resumed reproduction and for the queue alike: read capped, never through a link, and an
+    unreadable file, another schema or (given `fingerprint`) another record's result is an
+    InputError naming the file: rerunning a seed over it would silently replace evidence."""
     p = seed_dir(cfg, seed) / "result.json"
-    if not p.is_file():
-        return None
     try:
-        res = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        raw = safe_read.read_capped(p, RESULT_CAP)
+    except safe_read.UnsafeRead as e:
+        if e.reason == "missing":
+            return None
+        raise InputError(f"unreadable result ({e.reason}); remove it or use --force", str(p)) from None
+    try:
+        res = json.loads(raw)
+    except ValueError as e:
         raise InputError(f"unreadable result ({e}); remove it or use --force", str(p)) from None
-    if res.get("schema") != RESULT_SCHEMA:
+    if not isinstance(res, dict) or res.get("schema") != RESULT_SCHEMA:
         raise InputError(f"not a {RESULT_SCHEMA} result; remove it or use --force", str(p))
+    if fingerprint is not None and res.get("fingerprint") != fingerprint:
+        raise InputError(f"seed {seed} was reproduced from a different record or settings; "
+                         "use --force to redo it or choose another --out", str(p))
     return res
 
 
@@ -295,10 +309,7 @@ def run_seeds(cfg: ReproConfig, runner: Runner | None = None, progress: Progress
     try:
         for i, seed in enumerate(cfg.seeds, 1):
             kill_leftovers(cfg, seed)
-            res = None if cfg.force else load_result(cfg, seed)
-            if res is not None and res.get("fingerprint") != fingerprint:
-                raise InputError(f"seed {seed} was reproduced from a different record or settings; "
-                                 "use --force to redo it or choose another --out", str(seed_dir(cfg, seed) / "result.json"))
+            res = None if cfg.force else load_result(cfg, seed, fingerprint)
             if res is not None:
                 progress.seed_skipped(seed, i, len(cfg.seeds), res["status"])
             else:
