@@ -221,17 +221,14 @@ def record_names(records: list[Path]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.commands.reproduce import default_seeds, parse_seeds
+    from harness.commands.reproduce import check_run_args, default_seeds, parse_seeds
     from harness.queue.plan import load_queue, merge, plan_record, save_queue
     from harness.queue.summary import RENDER, rows, write_summary
     from harness.reproduce.seeds import ReproConfig
 
     cluster = cluster_from_args(args)
     qdir = args.out or (Path(cluster.paths.results) if cluster.paths.results else Path.cwd() / "pgolf-queue")
-    if args.tolerance < 0:
-        raise InputError("--tolerance must be >= 0")
-    if args.against is not None and not args.against.is_dir():
-        raise InputError("no such record folder (--against)", str(args.against))
+    check_run_args(args)
     existing = load_queue(qdir)
     if args.records:
         if args.cancel:

@@ -64,6 +64,14 @@ def default_seeds(record_dir: Path) -> list[int]:
     return seeds or [1337, 42, 2025]
 
 
+def check_run_args(args: argparse.Namespace) -> None:
+    """The options `pgolf reproduce` and `pgolf queue` share, checked before anything runs."""
+    if args.tolerance < 0:
+        raise InputError("--tolerance must be >= 0")
+    if args.against is not None and not args.against.is_dir():
+        raise InputError("no such record folder (--against)", str(args.against))
+
+
 def _has_gpus() -> bool:
     import shutil
 
@@ -114,10 +122,7 @@ def run(args: argparse.Namespace) -> int:
     record = args.record
     if not record.is_dir():
         raise InputError("no such record folder", str(record))
-    if args.tolerance < 0:
-        raise InputError("--tolerance must be >= 0")
-    if args.against is not None and not args.against.is_dir():
-        raise InputError("no such record folder (--against)", str(args.against))
+    check_run_args(args)
     from harness.runners import choose_runner
 
     gpus = "all" if _has_gpus() else None

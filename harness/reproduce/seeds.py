@@ -289,11 +289,9 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_seeds(cfg: ReproConfig, runner: Runner | None = None, progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Run (or resume) every seed; returns their results in seed order."""
-    runner = runner or LocalRunner()
-    own_progress = progress is None  # a caller's progress display is the caller's to close
-    progress = progress or NullProgress()
+def check_paths(cfg: ReproConfig) -> None:
+    """The record folder exists and has its entry script; the output folder is outside it. Checked
+    before anything runs or is queued."""
     if not Path(cfg.record_dir).is_dir():
         raise InputError("no such record folder", str(cfg.record_dir))
     if not (Path(cfg.record_dir) / cfg.entry).is_file():
@@ -301,6 +299,14 @@ def run_seeds(cfg: ReproConfig, runner: Runner | None = None, progress: Progress
     if Path(cfg.out_dir).resolve().is_relative_to(Path(cfg.record_dir).resolve()):
         raise InputError("the output folder is inside the record folder (each seed copies the record); "
                          "choose an --out outside it", str(cfg.out_dir))
+
+
+def run_seeds(cfg: ReproConfig, runner: Runner | None = None, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) every seed; returns their results in seed order."""
+    runner = runner or LocalRunner()
+    own_progress = progress is None  # a caller's progress display is the caller's to close
+    progress = progress or NullProgress()
+    check_paths(cfg)
     fingerprint = record_fingerprint(cfg)
     claims = load_claims(Path(cfg.record_dir))
     results: list[dict[str, Any]] = []
