@@ -438,6 +438,33 @@ def test_shards_of_another_tokenizer_or_export_are_refused(resumable, tmp_path, 
     assert "the data folder is named fineweb10B_sp1024" in err
 
 
+@pytest.mark.parametrize("damage, words", [("truncate", "truncated: "), ("version", "unsupported shard version 2"),
+                                           ("trailing", "unexpected trailing bytes")])
+def test_a_shard_the_reference_reader_refuses_is_refused_before_any_seed(tmp_path, tiny_data, damage, words):
+    """The input check applies the reference reader's header check (magic, version, size against
+    the token count): a truncated download is refused naming the file, not trained on."""
+    import numpy as np
+
+    from harness.checks.tokenizer import TokenizerId
+    from harness.errors import InputError
+    from harness.reproduce.inputs import check_inputs
+
+    data = tmp_path / "fineweb10B_sp512"
+    shutil.copytree(tiny_data["data"], data)
+    val = sorted(data.glob("fineweb_val_*.bin"))[0]
+    raw = bytearray(val.read_bytes())
+    if damage == "truncate":
+        raw = raw[:-100]
+    elif damage == "version":
+        raw[4:8] = np.array([2], dtype="<i4").tobytes()
+    else:
+        raw += b"\0\0"
+    val.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=words) as e:
+        check_inputs(str(data), str(tiny_data["tok"]), None, TokenizerId())
+    assert e.value.path == str(val)
+
+
 def test_checked_inputs_run_with_the_tokenizers_vocabulary(resumable, tmp_path, tiny_data):
     rec, _ = resumable
     data = tmp_path / "fineweb10B_sp512"
