@@ -191,6 +191,24 @@ def test_significance_against_a_baseline_record_is_per_byte_when_tokenizers_are_
         f.severity.value != "error" for f in report.children[0].findings if f.rule_id == "PG-STATS-001")
 
 
+def test_significance_is_the_checks_own_with_the_rule_sets_margin_alpha_and_bytes(resumable, tmp_path):
+    """The report's significance is PG-STATS-001 of the check on the reproduced logs, so a rule set
+    that sets another margin, alpha or validation byte count is the one the report applies."""
+    rec, data = resumable
+    text = (Path(__file__).resolve().parent.parent / "harness" / "rulesets" / "track_10min_16mb.yaml").read_text()
+    assert "min_improvement_nats: 0.005" in text and "alpha: 0.01" in text and "val_bytes: 151080000" in text
+    ruleset = tmp_path / "strict.yaml"
+    ruleset.write_text(text.replace("min_improvement_nats: 0.005", "min_improvement_nats: 0.02")
+                       .replace("alpha: 0.01", "alpha: 0.2").replace("val_bytes: 151080000", "val_bytes: 100000000"))
+    base = _baseline_record(tmp_path, "val_loader:shards pattern=x tokens:62021632\n")
+    cfg = cfg_for(rec, data, tmp_path / "out", against=base, ruleset=str(ruleset))
+    report = build_report(cfg, run_seeds(cfg), with_plots=False)
+    sig = report.data["significance"]
+    assert sig["alpha"] == 0.2 and sig["margin"] == pytest.approx(0.02 * 62021632 / 100_000_000)
+    stats = next(f for f in report.children[0].findings if f.rule_id == "PG-STATS-001")
+    assert sig["p"] == stats.data["p"] and sig["significant"] is (stats.severity.value == "note")
+
+
 def test_sleeper_record_times_out_and_the_report_says_so(tmp_path):
     data = tmp_path / "data"
     data.mkdir()

@@ -339,6 +339,36 @@ def test_the_queue_reads_a_seeds_result_as_reproduce_does(tmp_path, text, words)
     assert e.value.path == str(job.result_path)
 
 
+def test_a_record_with_seeds_lost_to_the_cluster_is_not_judged_on_the_others(tmp_path):
+    """Seed 1 cancelled, seed 2 reproduced: the mean against the claim, significance and the checks
+    on the reproduced logs are not made (not computed and then stripped: the summary's Δ too)."""
+    from dataclasses import replace
+
+    from harness.queue.loop import SeedTrack, write_record_report
+    from harness.reproduce.claims import load_claims
+    from harness.reproduce.seeds import run_seed
+    from harness.progress import NullProgress
+
+    base = tmp_path / "baseline"
+    base.mkdir()
+    for seed in (1, 2, 3):
+        (base / f"train_seed{seed}.log").write_text(f"seed:{seed}\nfinal_int8_zlib_roundtrip_exact val_loss:2.9{seed} "
+                                                    f"val_bpb:1.85{seed}\n")
+    cancelled = settled(tmp_path, "CANCELLED")
+    entry = plan_record(repro_cfg(tmp_path, against=base), "sleepy", ClusterConfig())
+    j1, j2 = entry.jobs()
+    ok = run_seed(replace(j2.cfg, runner="local"), LocalRunner(), 2, load_claims(j2.cfg.record_dir), j2.fingerprint,
+                  NullProgress(), 1, 1)
+    assert ok["status"] == "ok" and ok["reproduced"]["val_bpb"] == pytest.approx(1.8002)
+    report = write_record_report(entry, [SeedTrack(entry, j1, status="cancelled", result=cancelled),
+                                         SeedTrack(entry, j2, status="ok", result=ok)], with_plots=False)
+    assert report.children == [] and "delta_mean_bpb" not in report.data["aggregate"]
+    assert report.data["significance"] == {"skipped": "not evaluated: seed(s) 1 (cancelled) not reproduced"}
+    mean = [f for f in report.findings if f.rule_id == "PG-REPRO-003"]
+    assert [f.severity.value for f in mean] == ["note"] and "not evaluated" in mean[0].message
+    assert "PG-SLURM-006" in {f.rule_id for f in report.findings}
+
+
 # --- container mechanisms ----------------------------------------------------------------------
 def test_pyxis_and_apptainer_wrap_the_command_with_the_data_read_only(tmp_path):
     from harness.runners.slurm_job import apptainer_prefix, pyxis_prefix

@@ -207,24 +207,21 @@ def write_record_report(entry: RecordEntry, tracks: list[SeedTrack], with_plots:
     from harness.reproduce.report import build_report, write_report
 
     cfg = entry.report_cfg()
+    ordered = sorted(tracks, key=lambda t: entry.seeds.index(t.job.seed))
     results = []
-    for t in sorted(tracks, key=lambda t: entry.seeds.index(t.job.seed)):
+    for t in ordered:
         r = dict(t.result or {})
         r["findings"] = list(r.get("findings", [])) + [f.to_dict() for f in slurm_findings(t.job)]
         results.append(r)
-    report = build_report(cfg, results, with_plots=with_plots)
-    missing = [t for t in tracks if t.status in ("cancelled", "lost")
-               or (t.status == "failed" and (t.result or {}).get("slurm_settled"))]
+    # seeds the cluster lost: the record is not judged on the seeds that happened to finish
+    missing = {t.job.seed: t.status for t in ordered if t.status in ("cancelled", "lost")
+               or (t.status == "failed" and (t.result or {}).get("slurm_settled"))}
+    report = build_report(cfg, results, with_plots=with_plots, missing=missing)
     if missing:
-        # The checks on the reproduced logs and the mean against the claim would judge the record
-        # on the seeds that happened to finish: blame the cluster's gap on the submission.
-        report.children = []
-        report.findings = [f for f in report.findings if f.rule_id != "PG-REPRO-003"]
-        which = ", ".join(f"{t.job.seed} ({t.status})" for t in missing)
         report.findings.append(finding(
-            INCOMPLETE, f"seed(s) {which} not reproduced: the checks on the reproduced logs and the mean against "
+            INCOMPLETE, f"{report.data['not_reproduced']}: the checks on the reproduced logs and the mean against "
             f"the claim are not judged; requeue the record with --force to redo it", log_path=str(entry.out),
-            undecided=True, seeds=[t.job.seed for t in missing]))
+            undecided=True, seeds=list(missing)))
     report.data["slurm"] = {"seeds": {str(t.job.seed): load_attempts(t.job.slurm_dir) for t in tracks},
                             "gpus": entry.gpus, "time_limit_s": entry.time_limit_s, "runner_in_job": entry.inner}
     write_report(report, Path(entry.out))

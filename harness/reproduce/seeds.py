@@ -365,11 +365,14 @@ def compare_seed(cfg: ReproConfig, r: dict[str, Any], claims: Claims) -> list[Fi
                     claim_source=claimed["source"])]
 
 
-def aggregate(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims) -> tuple[dict[str, Any], list[Finding]]:
+def aggregate(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims,
+              not_reproduced: str | None = None) -> tuple[dict[str, Any], list[Finding]]:
     """Per seed: reproduced vs its own claim. Over the seeds: the mean vs `val_bpb` — only when
-    every claimed seed was run; a reproduction of some seeds says the mean was not evaluated."""
+    every claimed seed was run and reproduced; a reproduction of some seeds, or one where seeds
+    were lost on the way (`not_reproduced` says which), says the mean was not evaluated."""
     findings: list[Finding] = []
     subset = claims.subset([r["seed"] for r in results])
+    not_judged = f"subset of seeds ({subset})" if subset else not_reproduced
     for r in results:
         findings.extend(compare_seed(cfg, r, claims))
     scored = [r for r in results if r["reproduced"].get("val_bpb") is not None]
@@ -382,9 +385,9 @@ def aggregate(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims) -
                            "claimed_mean_bpb": claims.mean_bpb, "tolerance": cfg.tolerance, "subset": subset}
     if agg["std_bpb"] is not None and math.isnan(agg["std_bpb"]):
         agg["std_bpb"] = None
-    if subset and claims.mean_bpb is not None:
-        findings.append(finding(MEAN_OFF, f"not evaluated: subset of seeds ({subset})", severity=Severity.NOTE,
-                                log_path=claims.submission_path, line=claims.mean_line, not_evaluated=subset))
+    if not_judged and claims.mean_bpb is not None:
+        findings.append(finding(MEAN_OFF, f"not evaluated: {not_judged}", severity=Severity.NOTE,
+                                log_path=claims.submission_path, line=claims.mean_line, not_evaluated=subset or not_judged))
     elif bpbs and claims.mean_bpb is not None:
         agg["delta_mean_bpb"] = agg["mean_bpb"] - claims.mean_bpb
         if abs(agg["delta_mean_bpb"]) > cfg.tolerance + 1e-12:
@@ -394,34 +397,6 @@ def aggregate(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims) -
                 log_path=claims.submission_path, line=claims.mean_line,
                 reproduced=agg["mean_bpb"], claimed=claims.mean_bpb))
     return agg, findings
-
-
-def significance(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims | None = None) -> dict[str, Any]:
-    """The Welch figures of the reproduced seeds against --against, for the report, in the unit
-    `pgolf check` uses (per token on a shared tokenizer, else per byte: harness.checks.compare);
-    the finding itself is the check's PG-STATS-001, run on the reproduced logs. Not evaluated on
-    a subset of the claimed seeds."""
-    if cfg.against is None:
-        return {"skipped": "no --against record given"}
-    subset = claims.subset([r["seed"] for r in results]) if claims is not None else None
-    if subset:
-        return {"skipped": f"not evaluated: subset of seeds ({subset})"}
-    from harness.checks import baseline_from_record
-    from harness.checks.compare import Scores, choose_comparison
-    from harness.checks.denominator import FINEWEB_VAL_BYTES
-    from harness.checks.tokenizer import tokenizer_of
-
-    base = baseline_from_record(cfg.against)
-    scored = [r for r in results if r["reproduced"].get("val_loss") is not None]
-    logs = [(r["log"], parse_log(Path(cfg.out_dir) / r["log"])) for r in scored]
-    cand = Scores([r["reproduced"]["val_loss"] for r in scored], [r["reproduced"]["val_bpb"] for r in scored],
-                  tokenizer_of(logs))
-    cmp = choose_comparison(cand, base, 0.005, FINEWEB_VAL_BYTES)
-    out = {"against": str(cfg.against), "baseline_losses": base.val_losses, "candidate_losses": cand.val_losses,
-           **cmp.to_dict()}
-    if cmp.refused:
-        return {**out, "skipped": f"not tested: {cmp.refused}"}
-    return {**out, **stats.welch_one_sided(cmp.baseline, cmp.candidate, cmp.margin).to_dict()}
 
 
 def rules_table() -> list[dict[str, str]]:
