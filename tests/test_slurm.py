@@ -97,11 +97,23 @@ def test_a_bad_config_is_exit_2_and_submits_nothing(tmp_path):
     assert not (tmp_path / "q").exists()
 
 
+def test_queue_checks_each_records_inputs_before_submitting(tmp_path):
+    """`pgolf queue` checks --data/--tokenizer as `pgolf reproduce` does: a usage mistake is exit 2
+    before any job is submitted, not a queue of seeds that crash on the nodes."""
+    conf = write(tmp_path, "[slurm]\npartition = \"no-such-partition-pgolf-test\"\n")
+    out = tmp_path / "q"
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "queue", str(SLEEPY), "--out", str(out), "--config",
+                           str(conf), "--data", str(tmp_path / "nope"), "--submit-only"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and "--data: no such folder" in proc.stderr, proc.stderr
+    assert not (out / "queue.json").exists()
+
+
 def test_help_teaches_with_examples():
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "queue", "--help"], capture_output=True, text=True,
                           cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0
-    for words in ("pgolf queue --out /shared/pgolf/week12 --cancel", "gpus_per_node = 8", "NODE_FAIL",
+    for words in ("pgolf queue --out /shared/pgolf/week12 --cancel", "gpus_per_node = 8", "NODE_FAIL", "--skip-input-check",
                   "--partition", "exit codes"):
         assert words in proc.stdout
 
