@@ -456,6 +456,22 @@ def test_the_live_view_strips_terminal_escapes_from_a_runs_output(tmp_path, rich
     assert "step:3/10" in text and "\x1b]" not in text and "\x1b[2J" not in text and "\x07" not in text
 
 
+@pytest.mark.parametrize("rich", [False, True])
+def test_the_live_views_messages_are_escaped_like_its_table(rich):
+    """A message quoting what a job printed (a state, a node name) is escaped on both views."""
+    import io
+
+    from harness.queue.view import QueueView, RichQueueView
+
+    out = io.StringIO()
+    view = RichQueueView(out) if rich else QueueView(out)
+    view.message("seed 1: node \x1b]0;owned\x07gpu-3\x1b[2J [bold]x[/]")
+    view.close()
+    text = out.getvalue()
+    assert "gpu-3" in text and "[bold]x[/]" in text
+    assert "\x1b]" not in text and "\x1b[2J" not in text and "\x07" not in text
+
+
 def test_the_summary_table_in_three_formats(tmp_path):
     from harness.queue.summary import RENDER, rows
 
