@@ -11,7 +11,7 @@ For each seed of a tiny record that prints a line, sleeps, prints another and ex
                                  observation, atomic writes); the queue noticing it (its polling)
 All times are wall-clock (time.time()) on one machine; on a real cluster the node's and the login
 node's clocks would also differ by their NTP offset. The local runner's row is the same record
-through `pgolf reproduce --launcher python`: harness start -> first stamped line, last line ->
+through `pgolf reproduce --launcher python --runner local`: harness start -> first stamped line, last line ->
 result written.
 
 Usage: python benchmarks/queue_overhead.py [--seeds 4] [--sleep 1.0] [--poll 0.2]
@@ -101,7 +101,7 @@ def main() -> None:
         seeds = ",".join(str(s) for s in range(1, args.seeds + 1))
         q = tmp / "q"
         wall = run(["queue", str(record), "--seeds", seeds, "--launcher", "python", "--out", str(q),
-                    "--config", str(conf), "--quiet"])
+                    "--config", str(conf), "--quiet", "--skip-input-check"])  # the record reads no dataset
         rows = [slurm_seed(q, s) for s in range(1, args.seeds + 1)]
         print(f"slurm: {args.seeds} seeds of a {args.sleep:.1f} s run, 2 at a time on the 2-CPU node (seeds 3+ wait "
               f"in Slurm's queue for a free CPU), poll {args.poll} s: `pgolf queue` took {wall:.1f} s")
@@ -112,14 +112,15 @@ def main() -> None:
         for s in range(1, min(args.seeds, 2) + 1):
             out = tmp / f"local{s}"
             t_launch = time.time()
-            run(["reproduce", str(record), "--seeds", str(s), "--launcher", "python", "--out", str(out), "--quiet"])
+            run(["reproduce", str(record), "--seeds", str(s), "--launcher", "python", "--out", str(out), "--quiet",
+                 "--runner", "local", "--skip-input-check"])
             res = json.loads((out / f"seed_{s}" / "result.json").read_text())
             st = stamps(out / f"seed_{s}" / f"stamps_seed{s}.tsv")
             t0 = res["started_monotonic"] - time.monotonic() + time.time()  # the run's start, as wall clock
             written = (out / f"seed_{s}" / "result.json").stat().st_mtime
             local_rows.append({"start -> first stamped line": t0 + st[0] - t_launch,
                                "last line -> result written": written - (t0 + st[-1])})
-        print("local runner (`pgolf reproduce --launcher python`, one seed per call):")
+        print("local runner (`pgolf reproduce --launcher python --runner local`, one seed per call):")
         for key in local_rows[0]:
             print(f"  {key:32s} {fmt(local_rows, key)}")
 

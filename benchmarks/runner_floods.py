@@ -37,8 +37,8 @@ MEASURE = ("import atexit, resource, runpy, sys; atexit.register(lambda: sys.std
 def one(code_root: Path, record: Path, out: Path, runner: str) -> tuple[float, float, str]:
     args = [sys.executable, "-c", MEASURE, "reproduce", str(record), "--seeds", "1", "--launcher", "python",
             "--out", str(out), "--format", "json", "--quiet", "--timeout", "300"]
-    if runner != "default":
-        args += ["--runner", runner]
+    if runner != "default":  # this checkout: its runner, and no dataset to check (the records read none);
+        args += ["--runner", runner, "--skip-input-check"]  # an older --base knows neither option
     t0 = time.monotonic()
     # cwd outside any checkout: `python -c` puts the cwd first on sys.path, before PYTHONPATH
     p = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(code_root)},

@@ -35,7 +35,7 @@ def reproduce(record: Path, out: Path, launcher: str, runner: str) -> tuple[floa
     t_launch = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "reproduce", str(record), "--seeds", "1",
                            "--launcher", launcher, "--nproc", "1", "--out", str(out), "--quiet", "--force",
-                           "--runner", runner],
+                           "--runner", runner, "--skip-input-check"],  # the record reads no dataset
                           capture_output=True, text=True)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"pgolf reproduce failed ({proc.returncode}):\n{proc.stderr}")

@@ -63,11 +63,11 @@ def terminal(value: Any, multiline: bool = False) -> str:
     return _UNPRINTABLE.sub(_visible, s)
 
 
-def rich_text(value: Any, style: str = ""):
+def rich_text(value: Any, style: str = "", multiline: bool = False):
     """A rich `Text` of the terminal form: rich never parses markup in it (`[/]` is just text)."""
     from rich.text import Text
 
-    return Text(terminal(value), style=style)
+    return Text(terminal(value, multiline), style=style)
 
 
 def rich_markup(value: Any) -> str:

@@ -136,15 +136,25 @@ class RichProgress(Progress):
         self.bar.stop()  # idempotent: rich ignores a second stop
 
 
-class NullProgress(Progress):
+class Silent:
+    """Mixed into a display to print nothing (--quiet, or a caller that shows no progress)."""
+
     def write(self, text: str) -> None:
         pass
 
 
-def make_progress(stream: TextIO | None = None, quiet: bool = False) -> Progress:
+class NullProgress(Silent, Progress):
+    pass
+
+
+def make_display(stream: TextIO | None, quiet: bool, plain: type, rich: type, silent: type) -> Any:
+    """The display for `stream`, for reproductions and queues alike: `silent` when quiet, `rich`
+    redrawn in place on a terminal, else `plain` lines (CI logs, pipes, files)."""
     stream = stream or sys.stderr
     if quiet:
-        return NullProgress(stream)
-    if stream.isatty():
-        return RichProgress(stream)
-    return Progress(stream)
+        return silent(stream)
+    return rich(stream) if stream.isatty() else plain(stream)
+
+
+def make_progress(stream: TextIO | None = None, quiet: bool = False) -> Progress:
+    return make_display(stream, quiet, Progress, RichProgress, NullProgress)

@@ -2,7 +2,7 @@
 
 Shard format (upstream, rules.md): a header of 256 little-endian int32 — magic 20240520,
 version 1, token count, then zeros — followed by exactly that many little-endian uint16 tokens.
-The reader checks all three facts and the file size before trusting a byte, because a truncated
+The reader checks all three facts and the file size before trusting a byte (`reference_impl.shard`), because a truncated
 download otherwise trains silently on a short file.
 
 `val_bpb` needs the number of UTF-8 bytes each target token stands for. SentencePiece pieces
@@ -22,40 +22,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-SHARD_MAGIC = 20240520
-SHARD_VERSION = 1
-HEADER_INTS = 256
-HEADER_BYTES = HEADER_INTS * 4
-TOKEN_BYTES = 2
-
-
-class ShardError(ValueError):
-    """A shard file that does not follow the format; the message names the file."""
-
-
-def _check_header(path: Path, header: np.ndarray, size: int) -> int:
-    """Return the token count of a shard whose header and size are consistent, else raise."""
-    if header.size < HEADER_INTS:
-        raise ShardError(f"{path}: truncated header: {size} bytes, a shard header is {HEADER_BYTES} bytes")
-    magic, version, count = (int(x) for x in header[:3])
-    if magic != SHARD_MAGIC:
-        raise ShardError(f"{path}: bad magic {magic} in header int 0 (expected {SHARD_MAGIC}); not a token shard")
-    if version != SHARD_VERSION:
-        raise ShardError(f"{path}: unsupported shard version {version} (expected {SHARD_VERSION})")
-    if count < 0:
-        raise ShardError(f"{path}: negative token count {count} in header")
-    expected = HEADER_BYTES + count * TOKEN_BYTES
-    if size < expected:
-        raise ShardError(
-            f"{path}: truncated: {size} bytes on disk, header promises {count} tokens = {expected} bytes "
-            f"({(expected - size) // TOKEN_BYTES} tokens missing)"
-        )
-    if size != expected:
-        raise ShardError(
-            f"{path}: wrong size: {size} bytes on disk, header says {count} tokens = {expected} bytes "
-            f"({size - expected} unexpected trailing bytes)"
-        )
-    return count
+# the header check lives in a torch-free module the harness's input check shares
+from reference_impl.shard import (HEADER_BYTES, HEADER_INTS, SHARD_MAGIC, SHARD_VERSION,  # noqa: F401 (re-exported)
+                                  TOKEN_BYTES, ShardError, check_header)
 
 
 def read_shard(path: str | os.PathLike[str]) -> Tensor:
@@ -65,10 +34,10 @@ def read_shard(path: str | os.PathLike[str]) -> Tensor:
     size = p.stat().st_size
     with open(p, "rb") as f:
         header = np.frombuffer(f.read(HEADER_BYTES), dtype="<i4")
-        count = _check_header(p, header, size)
+        count = check_header(p, header, size)
         tokens = np.frombuffer(f.read(count * TOKEN_BYTES), dtype="<u2")
     if tokens.size != count:  # the file shrank while we read it
-        raise ShardError(f"{p}: short read: {tokens.size} of {count} tokens")
+        raise ShardError(p, f"short read: {tokens.size} of {count} tokens")
     return torch.from_numpy(tokens.astype(np.uint16))
 
 

@@ -191,6 +191,24 @@ def test_significance_against_a_baseline_record_is_per_byte_when_tokenizers_are_
         f.severity.value != "error" for f in report.children[0].findings if f.rule_id == "PG-STATS-001")
 
 
+def test_significance_is_the_checks_own_with_the_rule_sets_margin_alpha_and_bytes(resumable, tmp_path):
+    """The report's significance is PG-STATS-001 of the check on the reproduced logs, so a rule set
+    that sets another margin, alpha or validation byte count is the one the report applies."""
+    rec, data = resumable
+    text = (Path(__file__).resolve().parent.parent / "harness" / "rulesets" / "track_10min_16mb.yaml").read_text()
+    assert "min_improvement_nats: 0.005" in text and "alpha: 0.01" in text and "val_bytes: 151080000" in text
+    ruleset = tmp_path / "strict.yaml"
+    ruleset.write_text(text.replace("min_improvement_nats: 0.005", "min_improvement_nats: 0.02")
+                       .replace("alpha: 0.01", "alpha: 0.2").replace("val_bytes: 151080000", "val_bytes: 100000000"))
+    base = _baseline_record(tmp_path, "val_loader:shards pattern=x tokens:62021632\n")
+    cfg = cfg_for(rec, data, tmp_path / "out", against=base, ruleset=str(ruleset))
+    report = build_report(cfg, run_seeds(cfg), with_plots=False)
+    sig = report.data["significance"]
+    assert sig["alpha"] == 0.2 and sig["margin"] == pytest.approx(0.02 * 62021632 / 100_000_000)
+    stats = next(f for f in report.children[0].findings if f.rule_id == "PG-STATS-001")
+    assert sig["p"] == stats.data["p"] and sig["significant"] is (stats.severity.value == "note")
+
+
 def test_sleeper_record_times_out_and_the_report_says_so(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -436,6 +454,33 @@ def test_shards_of_another_tokenizer_or_export_are_refused(resumable, tmp_path, 
     (rec / "train_seed1.log").unlink()
     err = _refused(rec, tmp_path, "--data", str(renamed), "--tokenizer", str(tiny_data["tok"]))
     assert "the data folder is named fineweb10B_sp1024" in err
+
+
+@pytest.mark.parametrize("damage, words", [("truncate", "truncated: "), ("version", "unsupported shard version 2"),
+                                           ("trailing", "unexpected trailing bytes")])
+def test_a_shard_the_reference_reader_refuses_is_refused_before_any_seed(tmp_path, tiny_data, damage, words):
+    """The input check applies the reference reader's header check (magic, version, size against
+    the token count): a truncated download is refused naming the file, not trained on."""
+    import numpy as np
+
+    from harness.checks.tokenizer import TokenizerId
+    from harness.errors import InputError
+    from harness.reproduce.inputs import check_inputs
+
+    data = tmp_path / "fineweb10B_sp512"
+    shutil.copytree(tiny_data["data"], data)
+    val = sorted(data.glob("fineweb_val_*.bin"))[0]
+    raw = bytearray(val.read_bytes())
+    if damage == "truncate":
+        raw = raw[:-100]
+    elif damage == "version":
+        raw[4:8] = np.array([2], dtype="<i4").tobytes()
+    else:
+        raw += b"\0\0"
+    val.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=words) as e:
+        check_inputs(str(data), str(tiny_data["tok"]), None, TokenizerId())
+    assert e.value.path == str(val)
 
 
 def test_checked_inputs_run_with_the_tokenizers_vocabulary(resumable, tmp_path, tiny_data):

@@ -97,11 +97,23 @@ def test_a_bad_config_is_exit_2_and_submits_nothing(tmp_path):
     assert not (tmp_path / "q").exists()
 
 
+def test_queue_checks_each_records_inputs_before_submitting(tmp_path):
+    """`pgolf queue` checks --data/--tokenizer as `pgolf reproduce` does: a usage mistake is exit 2
+    before any job is submitted, not a queue of seeds that crash on the nodes."""
+    conf = write(tmp_path, "[slurm]\npartition = \"no-such-partition-pgolf-test\"\n")
+    out = tmp_path / "q"
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "queue", str(SLEEPY), "--out", str(out), "--config",
+                           str(conf), "--data", str(tmp_path / "nope"), "--submit-only"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and "--data: no such folder" in proc.stderr, proc.stderr
+    assert not (out / "queue.json").exists()
+
+
 def test_help_teaches_with_examples():
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "queue", "--help"], capture_output=True, text=True,
                           cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0
-    for words in ("pgolf queue --out /shared/pgolf/week12 --cancel", "gpus_per_node = 8", "NODE_FAIL",
+    for words in ("pgolf queue --out /shared/pgolf/week12 --cancel", "gpus_per_node = 8", "NODE_FAIL", "--skip-input-check",
                   "--partition", "exit codes"):
         assert words in proc.stdout
 
@@ -323,6 +335,52 @@ def test_a_job_that_failed_outside_its_run_points_at_its_output(tmp_path):
     assert [e["message"] for e in f["evidence"]] == ["pgolf slurm job", "Traceback: boom"]
 
 
+@pytest.mark.parametrize("text, words", [("{not json", "unreadable result"),
+                                           ('{"schema": "other/1", "status": "ok"}', "not a pgolf.seed-result/1")])
+def test_the_queue_reads_a_seeds_result_as_reproduce_does(tmp_path, text, words):
+    """A corrupt result.json is not "no result yet" (the queue would resubmit over it): the one
+    reader of results refuses it by name, for the queue as for `pgolf reproduce`."""
+    from harness.queue.loop import build_tracks
+
+    entry = plan_record(repro_cfg(tmp_path), "sleepy", ClusterConfig())
+    job = entry.jobs()[0]
+    job.result_path.parent.mkdir(parents=True)
+    job.result_path.write_text(text)
+    with pytest.raises(InputError, match=words) as e:
+        build_tracks([entry], SlurmRunner(ClusterConfig()))
+    assert e.value.path == str(job.result_path)
+
+
+def test_a_record_with_seeds_lost_to_the_cluster_is_not_judged_on_the_others(tmp_path):
+    """Seed 1 cancelled, seed 2 reproduced: the mean against the claim, significance and the checks
+    on the reproduced logs are not made (not computed and then stripped: the summary's Δ too)."""
+    from dataclasses import replace
+
+    from harness.queue.loop import SeedTrack, write_record_report
+    from harness.reproduce.claims import load_claims
+    from harness.reproduce.seeds import run_seed
+    from harness.progress import NullProgress
+
+    base = tmp_path / "baseline"
+    base.mkdir()
+    for seed in (1, 2, 3):
+        (base / f"train_seed{seed}.log").write_text(f"seed:{seed}\nfinal_int8_zlib_roundtrip_exact val_loss:2.9{seed} "
+                                                    f"val_bpb:1.85{seed}\n")
+    cancelled = settled(tmp_path, "CANCELLED")
+    entry = plan_record(repro_cfg(tmp_path, against=base), "sleepy", ClusterConfig())
+    j1, j2 = entry.jobs()
+    ok = run_seed(replace(j2.cfg, runner="local"), LocalRunner(), 2, load_claims(j2.cfg.record_dir), j2.fingerprint,
+                  NullProgress(), 1, 1)
+    assert ok["status"] == "ok" and ok["reproduced"]["val_bpb"] == pytest.approx(1.8002)
+    report = write_record_report(entry, [SeedTrack(entry, j1, status="cancelled", result=cancelled),
+                                         SeedTrack(entry, j2, status="ok", result=ok)], with_plots=False)
+    assert report.children == [] and "delta_mean_bpb" not in report.data["aggregate"]
+    assert report.data["significance"] == {"skipped": "not evaluated: seed(s) 1 (cancelled) not reproduced"}
+    mean = [f for f in report.findings if f.rule_id == "PG-REPRO-003"]
+    assert [f.severity.value for f in mean] == ["note"] and "not evaluated" in mean[0].message
+    assert "PG-SLURM-006" in {f.rule_id for f in report.findings}
+
+
 # --- container mechanisms ----------------------------------------------------------------------
 def test_pyxis_and_apptainer_wrap_the_command_with_the_data_read_only(tmp_path):
     from harness.runners.slurm_job import apptainer_prefix, pyxis_prefix
@@ -396,6 +454,22 @@ def test_the_live_view_strips_terminal_escapes_from_a_runs_output(tmp_path, rich
     view.close()
     text = out.getvalue()
     assert "step:3/10" in text and "\x1b]" not in text and "\x1b[2J" not in text and "\x07" not in text
+
+
+@pytest.mark.parametrize("rich", [False, True])
+def test_the_live_views_messages_are_escaped_like_its_table(rich):
+    """A message quoting what a job printed (a state, a node name) is escaped on both views."""
+    import io
+
+    from harness.queue.view import QueueView, RichQueueView
+
+    out = io.StringIO()
+    view = RichQueueView(out) if rich else QueueView(out)
+    view.message("seed 1: node \x1b]0;owned\x07gpu-3\x1b[2J [bold]x[/]")
+    view.close()
+    text = out.getvalue()
+    assert "gpu-3" in text and "[bold]x[/]" in text
+    assert "\x1b]" not in text and "\x1b[2J" not in text and "\x07" not in text
 
 
 def test_the_summary_table_in_three_formats(tmp_path):

@@ -78,7 +78,7 @@ def queue(*args: str) -> subprocess.Popen:
 
 def queue_args(rec: Path, data: Path, conf: Path, out: Path, seeds: str = "1,2") -> list[str]:
     return [str(rec), "--seeds", seeds, "--launcher", "python", "--data", str(data), "--out", str(out),
-            "--config", str(conf), "--format", "json"]
+            "--config", str(conf), "--format", "json", "--skip-input-check"]  # the data folder only steers the fixture
 
 
 def starts(data: Path) -> list[str]:
@@ -308,7 +308,7 @@ def test_a_seed_runs_in_the_pinned_image_through_slurm(cluster, tmp_path):
     conf.write_text(TEST_CONFIG)
     out = tmp_path / "q"
     p = queue(str(rec), "--seeds", "1", "--launcher", "python", "--out", str(out), "--config", str(conf),
-              "--container", "docker", "--format", "json")
+              "--container", "docker", "--format", "json", "--skip-input-check")
     stdout, stderr = p.communicate(timeout=300)
     assert p.returncode in (0, 1), stderr
     res = json.loads((out / "rec" / "seed_1" / "result.json").read_text())

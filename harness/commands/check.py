@@ -205,13 +205,14 @@ def run_all(tree: Path, args: argparse.Namespace, against) -> int:
     from harness.report import Report, make_stamp, render
     from harness.report.text import rich_table
 
+    policy = _file_policy(args)  # one --ruleset for every record: read once
     children = []
     for folder, kind in record_entries(tree):
         if kind != "dir":
             children.append(_linked(folder))
             continue
         try:
-            children.append(check_record(load_record(folder, policy=_file_policy(args)), args.ruleset, against))
+            children.append(check_record(load_record(folder, policy=policy), args.ruleset, against))
         except InputError as e:
             children.append(_unusable(folder, e))
     rows = [summary_row(c) for c in children]

@@ -48,6 +48,13 @@ Results folder (--out, default paths.results, else ./pgolf-queue), on storage ev
 A seed whose job ended NODE_FAIL or PREEMPTED is resubmitted once (the report says so); one that
 failed by its own doing (exit status, a limit) is never retried; Slurm's time limit reads TIMEOUT.
 
+Before anything is submitted, each record's inputs are checked as `pgolf reproduce` checks them
+(exit 2 naming what is wrong; see `pgolf reproduce --help`): --data holds the fineweb shards,
+--tokenizer is the SentencePiece model they were tokenized with, and one vocabulary agrees with
+--vocab-size and the record's logs. --skip-input-check queues a record that reads another data
+layout (its report says so):
+  pgolf queue records/studies/own_data --out /shared/pgolf/studies --skip-input-check
+
 exit codes: 0 nothing failed, 1 a record's report FAILs, 2 unusable input or call, 130 interrupted
 (the jobs keep running: rerun to follow them, --cancel to stop them).
 """
@@ -194,7 +201,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = p.add_argument_group("runs (as `pgolf reproduce`)")
     r.add_argument("--data", help="DATA_PATH for the runs (the dataset folder, on shared storage)")
     r.add_argument("--tokenizer", help="TOKENIZER_PATH for the runs")
-    r.add_argument("--vocab-size", type=int, help="VOCAB_SIZE for the runs")
+    r.add_argument("--vocab-size", type=int, help="VOCAB_SIZE for the runs (default: the tokenizer's piece count)")
+    r.add_argument("--skip-input-check", action="store_true",
+                   help="do not check --data/--tokenizer before queueing (a record with its own data layout)")
     r.add_argument("--nproc", type=int, default=1, help="processes per seed on CPU nodes (GPU nodes: the track's GPUs)")
     r.add_argument("--launcher", choices=("torchrun", "python"), default="torchrun", help="torchrun (default) or python")
     r.add_argument("--tolerance", type=float, default=0.003, help="allowed |reproduced - claimed| val_bpb")
@@ -221,17 +230,14 @@ def record_names(records: list[Path]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.commands.reproduce import default_seeds, parse_seeds
+    from harness.commands.reproduce import check_run_args, checked_inputs, default_seeds, parse_seeds
     from harness.queue.plan import load_queue, merge, plan_record, save_queue
     from harness.queue.summary import RENDER, rows, write_summary
     from harness.reproduce.seeds import ReproConfig
 
     cluster = cluster_from_args(args)
     qdir = args.out or (Path(cluster.paths.results) if cluster.paths.results else Path.cwd() / "pgolf-queue")
-    if args.tolerance < 0:
-        raise InputError("--tolerance must be >= 0")
-    if args.against is not None and not args.against.is_dir():
-        raise InputError("no such record folder (--against)", str(args.against))
+    check_run_args(args)
     existing = load_queue(qdir)
     if args.records:
         if args.cancel:
@@ -241,10 +247,12 @@ def run(args: argparse.Namespace) -> int:
             if not rec.is_dir():
                 raise InputError("no such record folder", str(rec))
             seeds = parse_seeds(args.seeds) if args.seeds else default_seeds(rec)
+            vocab_size, inputs = checked_inputs(args, rec)
             cfg = ReproConfig(record_dir=rec, out_dir=Path(qdir) / name, seeds=seeds, data_path=args.data,
-                              tokenizer_path=args.tokenizer, vocab_size=args.vocab_size, nproc=args.nproc,
+                              tokenizer_path=args.tokenizer, vocab_size=vocab_size, nproc=args.nproc,
                               launcher=args.launcher, tolerance=args.tolerance, force=args.force,
-                              against=args.against, ruleset=args.ruleset, timeout_s=args.timeout, runner="slurm")
+                              against=args.against, ruleset=args.ruleset, timeout_s=args.timeout, runner="slurm",
+                              inputs=inputs)
             planned.append(plan_record(cfg, name, cluster))
         if args.force:
             forget_previous(planned, cluster)

@@ -5,6 +5,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from harness.errors import InputError
 from harness.findings import exit_code
@@ -64,6 +65,29 @@ def default_seeds(record_dir: Path) -> list[int]:
     return seeds or [1337, 42, 2025]
 
 
+def check_run_args(args: argparse.Namespace) -> None:
+    """The options `pgolf reproduce` and `pgolf queue` share, checked before anything runs."""
+    if args.tolerance < 0:
+        raise InputError("--tolerance must be >= 0")
+    if args.against is not None and not args.against.is_dir():
+        raise InputError("no such record folder (--against)", str(args.against))
+
+
+def checked_inputs(args: argparse.Namespace, record: Path) -> tuple[int | None, dict[str, Any]]:
+    """--data, --tokenizer and --vocab-size checked against each other and the record before any
+    seed runs or is queued (harness.reproduce.inputs; exit 2 naming what is wrong): the VOCAB_SIZE
+    to run with and what was established, or, with --skip-input-check, that nothing was."""
+    if args.skip_input_check:
+        return args.vocab_size, {"skipped": "--skip-input-check: data and tokenizer not checked"}
+    from harness.reproduce.claims import load_claims
+    from harness.reproduce.inputs import check_inputs
+
+    checked = check_inputs(args.data, args.tokenizer, args.vocab_size, load_claims(record).tokenizer)
+    for note in checked.notes:
+        print(f"pgolf: note: {record}: {note}", file=sys.stderr)
+    return checked.vocab_size_env, checked.to_dict()
+
+
 def _has_gpus() -> bool:
     import shutil
 
@@ -114,10 +138,7 @@ def run(args: argparse.Namespace) -> int:
     record = args.record
     if not record.is_dir():
         raise InputError("no such record folder", str(record))
-    if args.tolerance < 0:
-        raise InputError("--tolerance must be >= 0")
-    if args.against is not None and not args.against.is_dir():
-        raise InputError("no such record folder (--against)", str(args.against))
+    check_run_args(args)
     from harness.runners import choose_runner
 
     gpus = "all" if _has_gpus() else None
@@ -126,17 +147,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         runner_name, runner_why = choose_runner(args.runner, args.image, gpus)
     seeds = parse_seeds(args.seeds) if args.seeds else default_seeds(record)
-    vocab_size = args.vocab_size
-    inputs: dict = {"skipped": "--skip-input-check: data and tokenizer not checked"}
-    if not args.skip_input_check:
-        from harness.reproduce.claims import load_claims
-        from harness.reproduce.inputs import check_inputs
-
-        checked = check_inputs(args.data, args.tokenizer, args.vocab_size, load_claims(record).tokenizer)
-        vocab_size = checked.vocab_size_env
-        inputs = checked.to_dict()
-        for note in checked.notes:
-            print(f"pgolf reproduce: note: {note}", file=sys.stderr)
+    vocab_size, inputs = checked_inputs(args, record)
     out = args.out or Path.cwd() / f"pgolf-reproduce-{record.resolve().name}"
     cfg = ReproConfig(record_dir=record, out_dir=out, seeds=seeds, data_path=args.data,
                       tokenizer_path=args.tokenizer, vocab_size=vocab_size,

@@ -33,6 +33,7 @@ from harness.findings import EvidenceStep, Finding
 from harness.queue.config import ClusterConfig
 from harness.queue.plan import RecordEntry
 from harness.reproduce.observe import define_rule, finding
+from harness.reproduce.seeds import load_result
 from harness.runners.base import StampedLine
 from harness.runners.slurm import (END_RULES, MAX_RETRIES, SeedJob, SlurmHandle, SlurmRunner, end_rule,
                                    load_attempts, save_attempts)
@@ -90,15 +91,6 @@ class QueueRun:
     wait: bool = True
     with_plots: bool = True
     reports: dict[str, Any] = field(default_factory=dict)  # entry.out -> Report, once written
-
-
-def load_result(job: SeedJob) -> dict[str, Any] | None:
-    """The seed's result when it exists and belongs to this queue entry (same fingerprint)."""
-    try:
-        res = json.loads(job.result_path.read_text())
-    except (OSError, ValueError):
-        return None
-    return res if res.get("fingerprint") == job.fingerprint else None
 
 
 def mark_attempt(job: SeedJob, job_id: str, **facts: Any) -> None:
@@ -196,7 +188,7 @@ def build_tracks(entries: list[RecordEntry], runner: SlurmRunner, force: bool = 
     for e in entries:
         for job in e.jobs():
             t = SeedTrack(e, job)
-            t.result = None if force else load_result(job)
+            t.result = None if force else load_result(job.cfg, job.seed, job.fingerprint)
             if t.result is not None:
                 t.status = t.result["status"]
             elif not force:
@@ -215,24 +207,21 @@ def write_record_report(entry: RecordEntry, tracks: list[SeedTrack], with_plots:
     from harness.reproduce.report import build_report, write_report
 
     cfg = entry.report_cfg()
+    ordered = sorted(tracks, key=lambda t: entry.seeds.index(t.job.seed))
     results = []
-    for t in sorted(tracks, key=lambda t: entry.seeds.index(t.job.seed)):
+    for t in ordered:
         r = dict(t.result or {})
         r["findings"] = list(r.get("findings", [])) + [f.to_dict() for f in slurm_findings(t.job)]
         results.append(r)
-    report = build_report(cfg, results, with_plots=with_plots)
-    missing = [t for t in tracks if t.status in ("cancelled", "lost")
-               or (t.status == "failed" and (t.result or {}).get("slurm_settled"))]
+    # seeds the cluster lost: the record is not judged on the seeds that happened to finish
+    missing = {t.job.seed: t.status for t in ordered if t.status in ("cancelled", "lost")
+               or (t.status == "failed" and (t.result or {}).get("slurm_settled"))}
+    report = build_report(cfg, results, with_plots=with_plots, missing=missing)
     if missing:
-        # The checks on the reproduced logs and the mean against the claim would judge the record
-        # on the seeds that happened to finish: blame the cluster's gap on the submission.
-        report.children = []
-        report.findings = [f for f in report.findings if f.rule_id != "PG-REPRO-003"]
-        which = ", ".join(f"{t.job.seed} ({t.status})" for t in missing)
         report.findings.append(finding(
-            INCOMPLETE, f"seed(s) {which} not reproduced: the checks on the reproduced logs and the mean against "
+            INCOMPLETE, f"{report.data['not_reproduced']}: the checks on the reproduced logs and the mean against "
             f"the claim are not judged; requeue the record with --force to redo it", log_path=str(entry.out),
-            undecided=True, seeds=[t.job.seed for t in missing]))
+            undecided=True, seeds=list(missing)))
     report.data["slurm"] = {"seeds": {str(t.job.seed): load_attempts(t.job.slurm_dir) for t in tracks},
                             "gpus": entry.gpus, "time_limit_s": entry.time_limit_s, "runner_in_job": entry.inner}
     write_report(report, Path(entry.out))
@@ -250,7 +239,7 @@ def step(runner: SlurmRunner, tracks: list[SeedTrack], opts: QueueRun, view: Any
             if t.first_line_unix is None and h.journal.start_unix is not None:
                 t.first_line_unix = h.journal.start_unix + ln.t
             t.last_line = ln
-        res = load_result(t.job)
+        res = load_result(t.job.cfg, t.job.seed, t.job.fingerprint)
         if res is not None:
             mark_attempt(t.job, h.job_id, collected_unix=time.time())
             t.result, old = res, t.status

@@ -96,15 +96,10 @@ def stage_record(record: Path, out: Path, force: bool) -> Path:
 
 def plan_record(cfg: Any, name: str, cluster: ClusterConfig) -> RecordEntry:
     """A queue entry for `cfg` (a ReproConfig of the record as given, with its seeds and out)."""
-    from harness.reproduce.seeds import record_fingerprint
+    from harness.reproduce.seeds import check_paths, record_fingerprint
 
+    check_paths(cfg)
     record, out = Path(cfg.record_dir), Path(cfg.out_dir)
-    if not record.is_dir():
-        raise InputError("no such record folder", str(record))
-    if not (record / cfg.entry).is_file():
-        raise InputError(f"the record has no {cfg.entry} to run", str(record))
-    if out.resolve().is_relative_to(record.resolve()):
-        raise InputError("the output folder is inside the record folder; choose an --out outside it", str(out))
     budgets = cfg.resolved_budgets()
     gpus = 0
     nproc = cfg.nproc

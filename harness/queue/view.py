@@ -11,7 +11,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from harness.escape import guard_output, terminal
+from harness.escape import guard_output, rich_text, terminal
+from harness.progress import Silent, make_display
 
 COLUMNS = ("pending", "running", "done", "failed")
 
@@ -118,7 +119,8 @@ class RichQueueView(QueueView):
         self.live.start()
 
     def write(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False)
+        # as QueueView.write: the runs' own output never reaches the terminal as escapes or markup
+        self.console.print(rich_text(text, multiline=True), highlight=False)
 
     def changed(self, t: Any, old: str) -> None:
         if t.terminal:
@@ -154,15 +156,9 @@ class RichQueueView(QueueView):
         self.live.stop()
 
 
-class NullQueueView(QueueView):
-    def write(self, text: str) -> None:
-        pass
+class NullQueueView(Silent, QueueView):
+    pass
 
 
 def make_view(stream: TextIO | None = None, quiet: bool = False) -> QueueView:
-    stream = stream or sys.stderr
-    if quiet:
-        return NullQueueView(stream)
-    if stream.isatty():
-        return RichQueueView(stream)
-    return QueueView(stream)
+    return make_display(stream, quiet, QueueView, RichQueueView, NullQueueView)

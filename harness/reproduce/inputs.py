@@ -7,7 +7,8 @@ mistake is an `InputError` (exit 2) that names what is wrong and where the expec
 
 What is checked (`check_inputs`):
 - `--data` is given and is a folder holding `fineweb_val_*.bin` and `fineweb_train_*.bin` shards
-  whose headers are the upstream shard header (magic 20240520, version 1);
+  whose headers are the upstream shard header (magic 20240520, version 1) and whose sizes match
+  the token count in it (the reference reader's check, `reference_impl.shard`);
 - `--tokenizer` is given and is a SentencePiece model (read with a cap; its piece count is its
   vocabulary);
 - one vocabulary: the tokenizer's piece count agrees with `--vocab-size`, with what the record's
@@ -29,9 +30,8 @@ from pathlib import Path
 from audit.safe_read import UnsafeRead, read_capped
 from harness.checks.tokenizer import TokenizerId
 from harness.errors import InputError
+from reference_impl.shard import HEADER_BYTES, ShardError, read_header
 
-SHARD_MAGIC = 20240520
-HEADER_BYTES = 256 * 4
 TOKENIZER_CAP = 64 << 20  # a SentencePiece model is well under 10 MB
 SAMPLE_TOKENS = 1 << 20  # token ids scanned from the first validation shard
 VAL_TOKENS_REL = 0.01
@@ -55,21 +55,16 @@ class Inputs:
                 "train_shards": self.train_shards, "val_tokens": self.val_tokens, "notes": list(self.notes)}
 
 
-def _header(path: Path) -> tuple[int, int]:
-    """(version, token count) of a shard; InputError when it is not an upstream shard."""
-    import numpy as np
-
+def _header(path: Path) -> int:
+    """The token count of a shard, checked as the reference reader checks it (magic, version, and
+    the file size against the header's token count: `reference_impl.shard`); InputError naming
+    the file when it is not an upstream shard."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(HEADER_BYTES)
+        return read_header(path)
+    except ShardError as e:
+        raise InputError(f"not a usable token shard: {e.reason}", str(path)) from None
     except OSError as e:
         raise InputError(f"cannot read the shard: {e.strerror or e}", str(path)) from None
-    if len(raw) < HEADER_BYTES:
-        raise InputError(f"not a token shard: {len(raw)} bytes, shorter than the 1,024-byte header", str(path))
-    head = np.frombuffer(raw, dtype="<i4", count=3)
-    if int(head[0]) != SHARD_MAGIC:
-        raise InputError(f"not a token shard: magic {int(head[0])} in the header (expected {SHARD_MAGIC})", str(path))
-    return int(head[1]), int(head[2])
 
 
 def _max_token(path: Path, count: int) -> int:
@@ -132,7 +127,7 @@ def check_inputs(data_path: str | None, tokenizer_path: str | None, vocab_size: 
         raise InputError(f"--data: no {missing} shards in this folder", str(data))
     val_tokens = 0
     for shard in val + train[:1]:
-        _, count = _header(shard)
+        count = _header(shard)
         if shard in val:
             val_tokens += count
     if not tokenizer_path:
@@ -146,7 +141,7 @@ def check_inputs(data_path: str | None, tokenizer_path: str | None, vocab_size: 
         if want != vocab:
             raise InputError(f"the tokenizer has {vocab} pieces but {source} says {want}: the wrong tokenizer, "
                              "data or --vocab-size for this record", str(tok))
-    top = _max_token(val[0], _header(val[0])[1])
+    top = _max_token(val[0], _header(val[0]))
     if top >= vocab:
         raise InputError(f"the validation shard holds token id {top}, outside the tokenizer's {vocab} pieces: the "
                          "shards were tokenized with another tokenizer", str(val[0]))

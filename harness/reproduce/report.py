@@ -15,7 +15,7 @@ from harness.findings import Finding
 from harness.report import Report, make_stamp, render
 from harness.report import plots
 from harness.reproduce.seeds import (ReproConfig, aggregate, assemble_reproduced_record, finding_from_dict,
-                               rules_table, significance)
+                               rules_table)
 from harness.reproduce.claims import Claims, load_claims
 
 
@@ -78,17 +78,55 @@ def make_plots(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims) 
     return [str(p.relative_to(cfg.out_dir)) for p in (curves, scores)]
 
 
-def build_report(cfg: ReproConfig, results: list[dict[str, Any]], with_plots: bool = True) -> Report:
+def significance(cfg: ReproConfig, check: Report | None, not_reproduced: str | None) -> dict[str, Any]:
+    """The significance of the reproduced seeds against --against, for the report: the figures of
+    the PG-STATS-001 finding of `pgolf check` on the reproduced logs (the rule set's margin, alpha
+    and validation bytes, the unit of harness.checks.compare), flattened; never computed twice.
+    Skipped, with why, when there is no baseline, no check ran, or the rule was not evaluated."""
+    if cfg.against is None:
+        return {"skipped": "no --against record given"}
+    if not_reproduced:
+        return {"skipped": f"not evaluated: {not_reproduced}"}
+    f = next((f for f in check.findings if f.rule_id == "PG-STATS-001"), None) if check is not None else None
+    if f is None:
+        return {"skipped": "no checks ran on the reproduced logs (no seed printed a score)"}
+    if f.data.get("not_evaluated"):
+        return {"skipped": f"not evaluated: {f.data['not_evaluated']}"}
+    out: dict[str, Any] = {"against": str(cfg.against)}
+    for key, value in f.data.items():  # the comparison's own fields (unit, why, margin) sit beside the test's
+        out.update(value if isinstance(value, dict) else {key: value})
+    if out.get("refused"):
+        return {**out, "skipped": f"not tested: {out['refused']}"}
+    if not out.get("decided"):
+        return {**out, "skipped": f"not tested: {out.get('reason') or f.message}"}
+    return out
+
+
+def not_reproduced_text(missing: dict[int, str] | None) -> str | None:
+    if not missing:
+        return None
+    return "seed(s) " + ", ".join(f"{seed} ({status})" for seed, status in missing.items()) + " not reproduced"
+
+
+def build_report(cfg: ReproConfig, results: list[dict[str, Any]], with_plots: bool = True,
+                 missing: dict[int, str] | None = None) -> Report:
+    """`missing`: seeds that never ran to a result of their own (a Slurm job cancelled, lost, or
+    ended outside the run), seed -> status. Then the record-level judgements (the mean against the
+    claim, significance, the checks on the reproduced logs) are not made at all: made on the seeds
+    that happened to finish, they would blame the cluster's gap on the submission."""
     claims = load_claims(Path(cfg.record_dir))
+    seeds = [r["seed"] for r in results]
+    not_reproduced = not_reproduced_text(missing)
     findings: list[Finding] = []
-    agg, agg_findings = aggregate(cfg, results, claims)  # sets each result's claimed and delta
+    agg, agg_findings = aggregate(cfg, results, claims, not_reproduced)  # sets each result's claimed and delta
     for r in results:
         findings.extend(finding_from_dict(d) for d in r["findings"])
     findings.extend(agg_findings)
     folder = assemble_reproduced_record(cfg, results)
     children = []
-    if any(r["status"] != "timeout" or r["reproduced"].get("val_bpb") is not None for r in results):
-        children.append(check_reproduced(cfg, folder, claims, [r["seed"] for r in results]))
+    if not not_reproduced and any(r["status"] != "timeout" or r["reproduced"].get("val_bpb") is not None
+                                  for r in results):
+        children.append(check_reproduced(cfg, folder, claims, seeds))
     budgets = cfg.resolved_budgets()
     data = {
         "record": str(cfg.record_dir), "out": str(cfg.out_dir), "reproduced_record": str(folder),
@@ -99,8 +137,9 @@ def build_report(cfg: ReproConfig, results: list[dict[str, Any]], with_plots: bo
         "budgets": {"train_s": budgets.train_s, "eval_s": budgets.eval_s, "grace_s": budgets.grace_s,
                     "kill_after_s": cfg.timeout_s or budgets.kill_after_s, "byte_cap": budgets.byte_cap,
                     "track": budgets.track},
-        "seeds": seed_rows(results), "aggregate": agg, "significance": significance(cfg, results, claims),
-        "subset": claims.subset([r["seed"] for r in results]), "inputs": cfg.inputs,
+        "seeds": seed_rows(results), "aggregate": agg,
+        "significance": significance(cfg, children[0] if children else None, not_reproduced),
+        "subset": claims.subset(seeds), "not_reproduced": not_reproduced, "inputs": cfg.inputs,
         "observation_rules": rules_table(), "plots": make_plots(cfg, results, claims) if with_plots else [],
     }
     stamp = make_stamp(ruleset=children[0].stamp.get("ruleset") if children else None)
@@ -141,6 +180,9 @@ def summary_lines(report: Report) -> list[str]:
     if d.get("subset"):
         lines.append(f"subset of seeds ({d['subset']}): each seed is compared with its own claim; the mean, the seed "
                      "count and significance are not evaluated, and the verdict is about the seeds that ran")
+    if d.get("not_reproduced"):
+        lines.append(f"{d['not_reproduced']}: the mean, significance and the checks on the reproduced logs are not "
+                     "judged on the seeds that finished")
     if (d.get("inputs") or {}).get("skipped"):
         lines.append(f"inputs: {d['inputs']['skipped']}")
     sig = d["significance"]

@@ -132,16 +132,30 @@ def seed_dir(cfg: ReproConfig, seed: int) -> Path:
     return Path(cfg.out_dir) / f"seed_{seed}"
 
 
-def load_result(cfg: ReproConfig, seed: int) -> dict[str, Any] | None:
+RESULT_CAP = 64 << 20  # a result holds a curve and findings: a few hundred KB at most
+
+
+def load_result(cfg: ReproConfig, seed: int, fingerprint: str | None = None) -> dict[str, Any] | None:
+    """The seed's finished result, None when there is none yet. The one reader of result.json, for a
+    resumed reproduction and for the queue alike: read capped, never through a link, and an
+    unreadable file, another schema or (given `fingerprint`) another record's result is an
+    InputError naming the file: rerunning a seed over it would silently replace evidence."""
     p = seed_dir(cfg, seed) / "result.json"
-    if not p.is_file():
-        return None
     try:
-        res = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        raw = safe_read.read_capped(p, RESULT_CAP)
+    except safe_read.UnsafeRead as e:
+        if e.reason == "missing":
+            return None
+        raise InputError(f"unreadable result ({e.reason}); remove it or use --force", str(p)) from None
+    try:
+        res = json.loads(raw)
+    except ValueError as e:
         raise InputError(f"unreadable result ({e}); remove it or use --force", str(p)) from None
-    if res.get("schema") != RESULT_SCHEMA:
+    if not isinstance(res, dict) or res.get("schema") != RESULT_SCHEMA:
         raise InputError(f"not a {RESULT_SCHEMA} result; remove it or use --force", str(p))
+    if fingerprint is not None and res.get("fingerprint") != fingerprint:
+        raise InputError(f"seed {seed} was reproduced from a different record or settings; "
+                         "use --force to redo it or choose another --out", str(p))
     return res
 
 
@@ -275,11 +289,9 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_seeds(cfg: ReproConfig, runner: Runner | None = None, progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Run (or resume) every seed; returns their results in seed order."""
-    runner = runner or LocalRunner()
-    own_progress = progress is None  # a caller's progress display is the caller's to close
-    progress = progress or NullProgress()
+def check_paths(cfg: ReproConfig) -> None:
+    """The record folder exists and has its entry script; the output folder is outside it. Checked
+    before anything runs or is queued."""
     if not Path(cfg.record_dir).is_dir():
         raise InputError("no such record folder", str(cfg.record_dir))
     if not (Path(cfg.record_dir) / cfg.entry).is_file():
@@ -287,6 +299,14 @@ def run_seeds(cfg: ReproConfig, runner: Runner | None = None, progress: Progress
     if Path(cfg.out_dir).resolve().is_relative_to(Path(cfg.record_dir).resolve()):
         raise InputError("the output folder is inside the record folder (each seed copies the record); "
                          "choose an --out outside it", str(cfg.out_dir))
+
+
+def run_seeds(cfg: ReproConfig, runner: Runner | None = None, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) every seed; returns their results in seed order."""
+    runner = runner or LocalRunner()
+    own_progress = progress is None  # a caller's progress display is the caller's to close
+    progress = progress or NullProgress()
+    check_paths(cfg)
     fingerprint = record_fingerprint(cfg)
     claims = load_claims(Path(cfg.record_dir))
     results: list[dict[str, Any]] = []
@@ -295,10 +315,7 @@ def run_seeds(cfg: ReproConfig, runner: Runner | None = None, progress: Progress
     try:
         for i, seed in enumerate(cfg.seeds, 1):
             kill_leftovers(cfg, seed)
-            res = None if cfg.force else load_result(cfg, seed)
-            if res is not None and res.get("fingerprint") != fingerprint:
-                raise InputError(f"seed {seed} was reproduced from a different record or settings; "
-                                 "use --force to redo it or choose another --out", str(seed_dir(cfg, seed) / "result.json"))
+            res = None if cfg.force else load_result(cfg, seed, fingerprint)
             if res is not None:
                 progress.seed_skipped(seed, i, len(cfg.seeds), res["status"])
             else:
@@ -348,11 +365,14 @@ def compare_seed(cfg: ReproConfig, r: dict[str, Any], claims: Claims) -> list[Fi
                     claim_source=claimed["source"])]
 
 
-def aggregate(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims) -> tuple[dict[str, Any], list[Finding]]:
+def aggregate(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims,
+              not_reproduced: str | None = None) -> tuple[dict[str, Any], list[Finding]]:
     """Per seed: reproduced vs its own claim. Over the seeds: the mean vs `val_bpb` — only when
-    every claimed seed was run; a reproduction of some seeds says the mean was not evaluated."""
+    every claimed seed was run and reproduced; a reproduction of some seeds, or one where seeds
+    were lost on the way (`not_reproduced` says which), says the mean was not evaluated."""
     findings: list[Finding] = []
     subset = claims.subset([r["seed"] for r in results])
+    not_judged = f"subset of seeds ({subset})" if subset else not_reproduced
     for r in results:
         findings.extend(compare_seed(cfg, r, claims))
     scored = [r for r in results if r["reproduced"].get("val_bpb") is not None]
@@ -365,9 +385,9 @@ def aggregate(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims) -
                            "claimed_mean_bpb": claims.mean_bpb, "tolerance": cfg.tolerance, "subset": subset}
     if agg["std_bpb"] is not None and math.isnan(agg["std_bpb"]):
         agg["std_bpb"] = None
-    if subset and claims.mean_bpb is not None:
-        findings.append(finding(MEAN_OFF, f"not evaluated: subset of seeds ({subset})", severity=Severity.NOTE,
-                                log_path=claims.submission_path, line=claims.mean_line, not_evaluated=subset))
+    if not_judged and claims.mean_bpb is not None:
+        findings.append(finding(MEAN_OFF, f"not evaluated: {not_judged}", severity=Severity.NOTE,
+                                log_path=claims.submission_path, line=claims.mean_line, not_evaluated=subset or not_judged))
     elif bpbs and claims.mean_bpb is not None:
         agg["delta_mean_bpb"] = agg["mean_bpb"] - claims.mean_bpb
         if abs(agg["delta_mean_bpb"]) > cfg.tolerance + 1e-12:
@@ -377,34 +397,6 @@ def aggregate(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims) -
                 log_path=claims.submission_path, line=claims.mean_line,
                 reproduced=agg["mean_bpb"], claimed=claims.mean_bpb))
     return agg, findings
-
-
-def significance(cfg: ReproConfig, results: list[dict[str, Any]], claims: Claims | None = None) -> dict[str, Any]:
-    """The Welch figures of the reproduced seeds against --against, for the report, in the unit
-    `pgolf check` uses (per token on a shared tokenizer, else per byte: harness.checks.compare);
-    the finding itself is the check's PG-STATS-001, run on the reproduced logs. Not evaluated on
-    a subset of the claimed seeds."""
-    if cfg.against is None:
-        return {"skipped": "no --against record given"}
-    subset = claims.subset([r["seed"] for r in results]) if claims is not None else None
-    if subset:
-        return {"skipped": f"not evaluated: subset of seeds ({subset})"}
-    from harness.checks import baseline_from_record
-    from harness.checks.compare import Scores, choose_comparison
-    from harness.checks.denominator import FINEWEB_VAL_BYTES
-    from harness.checks.tokenizer import tokenizer_of
-
-    base = baseline_from_record(cfg.against)
-    scored = [r for r in results if r["reproduced"].get("val_loss") is not None]
-    logs = [(r["log"], parse_log(Path(cfg.out_dir) / r["log"])) for r in scored]
-    cand = Scores([r["reproduced"]["val_loss"] for r in scored], [r["reproduced"]["val_bpb"] for r in scored],
-                  tokenizer_of(logs))
-    cmp = choose_comparison(cand, base, 0.005, FINEWEB_VAL_BYTES)
-    out = {"against": str(cfg.against), "baseline_losses": base.val_losses, "candidate_losses": cand.val_losses,
-           **cmp.to_dict()}
-    if cmp.refused:
-        return {**out, "skipped": f"not tested: {cmp.refused}"}
-    return {**out, **stats.welch_one_sided(cmp.baseline, cmp.candidate, cmp.margin).to_dict()}
 
 
 def rules_table() -> list[dict[str, str]]:
