@@ -332,6 +332,7 @@ def test_a_job_that_failed_outside_its_run_points_at_its_output(tmp_path):
     res = settled(tmp_path, "FAILED")
     f = next(f for f in res["findings"] if f["id"] == "PG-SLURM-004")
     assert res["status"] == "failed" and "PG-REPRO-001" not in ids(res) and "(exit 0:15)" in f["message"]
+    assert "PG-REPRO-004" not in ids(res)  # a signal ended it: no exit 0 that "printed no score"
     assert [e["message"] for e in f["evidence"]] == ["pgolf slurm job", "Traceback: boom"]
 
 
@@ -367,6 +368,7 @@ def test_a_record_with_seeds_lost_to_the_cluster_is_not_judged_on_the_others(tmp
         (base / f"train_seed{seed}.log").write_text(f"seed:{seed}\nfinal_int8_zlib_roundtrip_exact val_loss:2.9{seed} "
                                                     f"val_bpb:1.85{seed}\n")
     cancelled = settled(tmp_path, "CANCELLED")
+    assert not {"PG-REPRO-001", "PG-REPRO-004"} & set(ids(cancelled))
     entry = plan_record(repro_cfg(tmp_path, against=base), "sleepy", ClusterConfig())
     j1, j2 = entry.jobs()
     ok = run_seed(replace(j2.cfg, runner="local"), LocalRunner(), 2, load_claims(j2.cfg.record_dir), j2.fingerprint,

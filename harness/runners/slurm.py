@@ -436,10 +436,11 @@ class SlurmRunner(Runner):
 
         workdir = seed_dir(job.cfg, job.seed) / "work"  # run_seed's work folder
         files, written = files_written(workdir, Path(job.cfg.record_dir)) if workdir.is_dir() else ({}, [])
-        exit_code = None
-        if handle.state is not None and handle.state.exit_code:
-            code = handle.state.exit_code.split(":")[0]
-            exit_code = int(code) if code.isdigit() else None
+        exit_code = None  # the run's own exit status ("code:signal"), only when the job ended on its
+        # own and no signal ended it (a scancel's "0:15" is not an exit 0; nor is a lost job's)
+        if handle.state is not None and handle.state.exit_code and rule.status == "failed":
+            code, _, signal = handle.state.exit_code.partition(":")
+            exit_code = int(code) if code.isdigit() and signal in ("", "0") else None
         return RunOutcome(
             seed=job.seed, exit_code=exit_code, timed_out=rule.status == "timeout", stop_reason=f"slurm:{state}",
             started_utc=utc_iso(start) if start else "", wall_seconds=lines[-1].t if lines else 0.0,
