@@ -62,22 +62,6 @@ main(a, b)
             prog.emit(self, e, message="oracle selection: the per-token loss is a minimum over several models or passes")
 
 
-# a one-token tilt renormalised by its exact partition, written two ways (VALID examples)
-_TILT = """
-def main(model, hints, beta):
-    nll_sum = 0.0
-    for i in range(0, 1000, 100):
-        chunk = val_tokens[i:i + 101]
-        x, y = chunk[:-1], chunk[1:]
-        with torch.no_grad():
-            logp = torch.log_softmax(model(x), -1)
-            p_hint = logp.gather(-1, hints[i:i + 100]).exp()
-            {score}
-            nll_sum += nll.sum()
-main(m, h, 0.5)
-"""
-
-
 class UnnormalizedMixture(Rule):
     """C2 (full normalized distribution): only the target's probability is blended with a
     target-keyed estimate (an n-gram count ratio); the mixture is never renormalized over the
@@ -124,11 +108,17 @@ def main(model, hints, beta):
             nll_sum += nll.sum()
 main(m, h, 0.5)
 """, 11)]
-    VALID += [_HEAD + _TILT.format(score=score) for score in (
+    # a one-token tilt renormalised by its exact partition, written two ways
+    VALID += [scored_chunks("""
+        logp = torch.log_softmax(model(x), -1)
+        p_hint = logp.gather(-1, hints[i:i + 100]).exp()
+        """ + score + """
+        nll_sum += nll.sum()
+    """, "model, hints, beta", "main(m, h, 0.5)") for score in (
         "log_z = torch.log1p((torch.exp(beta) - 1) * p_hint)\n"
-        "            nll = -logp.gather(-1, y) - beta * (y == hints[i:i + 100]).float() + log_z",
+        "        nll = -logp.gather(-1, y) - beta * (y == hints[i:i + 100]).float() + log_z",
         "Z = 1.0 + p_hint * (beta.exp() - 1.0)\n"
-        "            nll = -logp.gather(-1, y) + Z.log() - beta * (y == hints[i:i + 100]).float()")]
+        "        nll = -logp.gather(-1, y) + Z.log() - beta * (y == hints[i:i + 100]).float()")]
 
     def check(self, prog: Program) -> None:
         for e in prog.reported_of("mix"):
